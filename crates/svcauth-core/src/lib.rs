@@ -1,0 +1,48 @@
+//! The svcauth wire contract: what a service token says and how it is bound
+//! to a request. No I/O lives here; the signer (`svcauth-sign`) and the
+//! verifier (`svcauth-verify`) both build on these types, so the two halves
+//! cannot drift apart.
+//!
+//! * [`Claims`]: `iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `act`
+//!   (RFC 8693 §4.1), the binding claims `htm`/`htu`/`body_sha256`, and any
+//!   extra claims.
+//! * [`RequestBinding`]: the binding computation, identical on both sides.
+//! * [`Algorithm`] and [`AlgorithmSet`]: the asymmetric allow-list. `none`
+//!   and `HS*` cannot be expressed.
+//! * [`Clock`]: injectable time, with [`SystemClock`] and [`ManualClock`].
+//! * [`b64`]: strict base64url.
+//!
+//! # Example
+//!
+//! ```
+//! use http::Method;
+//! use svcauth_core::{Algorithm, AlgorithmSet, Claims, RequestBinding};
+//!
+//! // The allow-list a verifier would use: only EdDSA and ES256.
+//! let allowed: AlgorithmSet = [Algorithm::EdDSA, Algorithm::ES256].into_iter().collect();
+//! assert!(allowed.contains("ES256".parse().unwrap()));
+//! assert!("HS256".parse::<Algorithm>().is_err());
+//!
+//! // A bound request, as the signer computes it and the verifier recomputes it.
+//! let uri = "http://service-b.internal:8080/echo?x=1".parse().unwrap();
+//! let binding = RequestBinding::for_request(&Method::POST, &uri, b"hello").unwrap();
+//! assert_eq!(binding.htu, "http://service-b.internal:8080/echo");
+//!
+//! let claims: Claims = serde_json::from_value(serde_json::json!({
+//!     "iss": "https://a.internal", "sub": "https://a.internal",
+//!     "aud": "https://b.internal", "iat": 1_700_000_000, "exp": 1_700_000_300,
+//!     "htm": binding.htm, "htu": binding.htu, "body_sha256": binding.body_sha256,
+//! })).unwrap();
+//! assert_eq!(claims.binding().unwrap(), Some(binding));
+//! ```
+
+mod alg;
+pub mod b64;
+mod binding;
+mod claims;
+mod clock;
+
+pub use alg::{Algorithm, AlgorithmSet, KeyFamily, UnsupportedAlgorithm};
+pub use binding::{BindingError, RequestBinding, body_sha256, htu};
+pub use claims::{Actor, Audience, Claims};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, system_clock};
