@@ -7,8 +7,11 @@ use std::str::FromStr;
 ///
 /// Only asymmetric algorithms exist here: `none` and the `HS*` family cannot be
 /// named, so they cannot be allowed by mistake (RFC 8725 §3.1, §3.2).
+///
+/// Not `#[non_exhaustive]` on purpose: code that maps algorithms to crypto
+/// primitives should fail to compile, not fall through a wildcard, when an
+/// algorithm is added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
 pub enum Algorithm {
     /// Ed25519 signatures (RFC 8037).
     EdDSA,
@@ -32,7 +35,6 @@ pub enum Algorithm {
 
 /// The key family an [`Algorithm`] needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum KeyFamily {
     /// `kty: OKP`, `crv: Ed25519`.
     Ed25519,

@@ -1,1 +1,13 @@
-//! placeholder
+//! svcauth keys.
+mod der;
+mod error;
+mod key_set;
+mod public_key;
+mod signing_key;
+pub use error::{ConfigError, FetchError, JwksError, KeyError};
+pub use key_set::{
+    DEFAULT_MAX_JWKS_BYTES, KeySet, MAX_KEYS_PER_SET, SignatureError, SkipReason, SkippedKey,
+    VerifyingKey,
+};
+pub use public_key::{Jwk, MAX_RSA_BITS, MIN_RSA_BITS, PublicKeyMaterial};
+pub use signing_key::{SigningKey, generate_pkcs8_pem};
