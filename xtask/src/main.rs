@@ -1,1 +1,135 @@
-fn main() {}
+//! Project chores: `cargo xtask test`, `cargo xtask keygen`, `cargo xtask demo`.
+//!
+//! One binary, one module per task; cargo is run through `$CARGO` from the
+//! workspace root.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+mod keygen;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  test                          formatting check, clippy -D warnings, all tests, doc tests
+  keygen [--alg ALG] [--out FILE] [--force]
+                                write a new PKCS#8 private key PEM (default: EdDSA, to stdout)
+                                and print its public JWK and kid
+  demo                          publish a key set, verify through a remote JWKS cache, rotate
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("keygen") => keygen::run(&args[1..]),
+        Some("demo") => demo(),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo(args: &[&str]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    eprintln!("\n==> cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("could not run {cargo}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+/// The whole suite, as CI runs it. Ends with one summary line,
+/// `N passed, M failed`, over every test binary and doc test.
+fn test() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    let mut totals = Totals::default();
+    let result = cargo_test(&["test", "--workspace", "--all-targets"], &mut totals)
+        .and_then(|()| cargo_test(&["test", "--workspace", "--doc"], &mut totals));
+    println!(
+        "\nxtask test: {} passed, {} failed",
+        totals.passed, totals.failed
+    );
+    result
+}
+
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+}
+
+/// Runs a `cargo test` command, echoing its output and adding up its
+/// `test result:` lines.
+fn cargo_test(args: &[&str], totals: &mut Totals) -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    eprintln!("\n==> cargo {}", args.join(" "));
+    let mut child = Command::new(&cargo)
+        .args(args)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not run {cargo}: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(rest) = line.trim().strip_prefix("test result: ") {
+            // "ok. 11 passed; 0 failed; 0 ignored; ..."
+            let count = |word: &str| -> u64 {
+                rest.split(';')
+                    .filter_map(|part| part.trim().strip_suffix(word))
+                    .filter_map(|n| n.rsplit(' ').next()?.parse::<u64>().ok())
+                    .sum()
+            };
+            totals.passed += count(" passed");
+            totals.failed += count(" failed");
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+/// The demo: until the example service pair exists, the key-layer walkthrough.
+fn demo() -> Result<(), String> {
+    cargo(&[
+        "run",
+        "--quiet",
+        "--package",
+        "svcauth-jwks",
+        "--example",
+        "jwks_rotation",
+    ])
+}

@@ -1,4 +1,51 @@
-//! svcauth keys.
+//! svcauth keys: the signing side's key ring, the verifying side's key
+//! sources, and the JWKS documents between them.
+//!
+//! * [`SigningKey`]: a private key, parsed once, from PKCS#8 PEM (file,
+//!   string, environment variable) or generated; `kid` = RFC 7638 thumbprint.
+//! * [`KeyRing`]: this service's signing key plus the public keys it keeps
+//!   publishing around a rotation, readable lock-free; [`JwksService`]
+//!   publishes it at `/.well-known/jwks.json`.
+//! * [`KeySet`] and [`VerifyingKey`]: an issuer's public keys by `kid`,
+//!   each pinned to the algorithms its JWK allows. [`KeySet::from_jwks`]
+//!   skips unusable keys (symmetric, private, `use: enc`, RSA < 2048 bits,
+//!   unknown types, duplicate kids) and keeps the rest.
+//! * [`KeySource`]: where a verifier gets one issuer's keys: a remote JWKS
+//!   cache ([`KeySource::remote`], [`KeySource::discover`]) or a static set,
+//!   behind one lock-free lookup.
+//!
+//! Cryptography is aws-lc-rs, the one backend of the workspace.
+//!
+//! # Example
+//!
+//! A service publishes its keys; another fetches them over HTTP and checks a
+//! signature; the first rotates, and the second follows.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use std::time::Duration;
+//! use svcauth_core::Algorithm;
+//! use svcauth_jwks::{JwksService, KeyLookup, KeyRing, KeySource, SigningKey};
+//!
+//! // Service A publishes its key ring.
+//! let ring = KeyRing::new(SigningKey::generate(Algorithm::EdDSA).unwrap());
+//! let app = axum::Router::new().route_service("/.well-known/jwks.json", JwksService::new(ring.clone()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+//! tokio::spawn(async move { axum::serve(listener, app).await });
+//!
+//! // Service B trusts A's JWKS.
+//! let keys = KeySource::remote(&url).unwrap().cooldown(Duration::ZERO).build().unwrap();
+//! let signature = ring.signing_key().sign(b"msg").unwrap();
+//! let KeyLookup::Found(key) = keys.resolve(Some(ring.signing_key().kid())).await else { panic!() };
+//! assert!(key.verify(Algorithm::EdDSA, b"msg", &signature).is_ok());
+//!
+//! // A rotates; B finds the new kid with one fetch.
+//! ring.rotate(SigningKey::generate(Algorithm::EdDSA).unwrap(), Duration::from_secs(600)).unwrap();
+//! assert!(matches!(keys.resolve(Some(ring.signing_key().kid())).await, KeyLookup::Found(_)));
+//! # }
+//! ```
 mod der;
 mod error;
 mod key_ring;
@@ -6,6 +53,7 @@ mod key_set;
 mod public_key;
 mod publish;
 mod signing_key;
+mod source;
 pub use error::{ConfigError, FetchError, JwksError, KeyError};
 pub use key_ring::{KeyRing, RetiringKey, RingError, RingState};
 pub use key_set::{
@@ -15,3 +63,12 @@ pub use key_set::{
 pub use public_key::{Jwk, MAX_RSA_BITS, MIN_RSA_BITS, PublicKeyMaterial};
 pub use publish::{DEFAULT_PUBLISH_MAX_AGE, JwksService};
 pub use signing_key::{SigningKey, generate_pkcs8_pem};
+pub use source::{
+    DEFAULT_COOLDOWN, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_STALENESS, DEFAULT_TTL, KeyLookup,
+    KeySource, KeySourceStats, MAX_TTL, MIN_TTL, RemoteBuilder,
+};
+
+/// The README's snippets, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,502 @@
+//! The remote JWKS cache: configuration, fetching, and the background refresher.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use svcauth_core::{SharedClock, system_clock};
+use url::Url;
+
+use super::http::{self, Fetched};
+use super::{Inner, KeySource, Snapshot};
+use crate::error::{ConfigError, FetchError};
+use crate::key_set::{DEFAULT_MAX_JWKS_BYTES, KeySet};
+
+/// Freshness when the issuer sends no `Cache-Control: max-age`: 5 minutes.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// The shortest freshness honoured: 60 s, whatever `max-age` says.
+pub const MIN_TTL: Duration = Duration::from_secs(60);
+/// The longest freshness honoured: 24 h, whatever `max-age` says.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Minimum time between fetches caused by unknown kids: 30 s.
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
+/// How long the last good set is used while the issuer is down: 24 h.
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
+/// Fetch timeout: 5 s.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+enum Location {
+    Jwks(Url),
+    Discovery { issuer: String, url: Url },
+}
+
+/// Configuration of a remote key source. Start from [`KeySource::remote`] or
+/// [`KeySource::discover`]; every setting has a safe default.
+///
+/// * Freshness: `Cache-Control: max-age` of the response, clamped to
+///   [`MIN_TTL`]..=[`MAX_TTL`], [`DEFAULT_TTL`] when absent. The background
+///   refresher fetches a little ahead of expiry, with jitter, and revalidates
+///   with `If-None-Match` when the issuer sent an `ETag`.
+/// * Unknown kid: one fetch in flight per source (single flight), and none
+///   until [`cooldown`](RemoteBuilder::cooldown) has passed since the last
+///   fetch, successful or not.
+/// * Failure: the last good set stays in use up to
+///   [`max_staleness`](RemoteBuilder::max_staleness), then lookups fail
+///   closed; retries back off exponentially with jitter from 1 s to 1 min.
+/// * Transport: [`DEFAULT_FETCH_TIMEOUT`], documents capped at 64 KiB,
+///   redirects only within the same origin, `http://` only to loopback hosts
+///   unless [`danger_allow_insecure_http`](RemoteBuilder::danger_allow_insecure_http).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RemoteBuilder {
+    location: Location,
+    pub(super) default_ttl: Duration,
+    pub(super) min_ttl: Duration,
+    pub(super) max_ttl: Duration,
+    pub(super) cooldown: Duration,
+    pub(super) max_staleness: Duration,
+    timeout: Duration,
+    max_bytes: usize,
+    allow_insecure_http: bool,
+    background: bool,
+    clock: SharedClock,
+}
+
+fn parse_url(text: &str) -> Result<Url, ConfigError> {
+    Url::parse(text).map_err(|_| ConfigError::InvalidUrl(text.chars().take(200).collect()))
+}
+
+impl RemoteBuilder {
+    pub(super) fn jwks(url: &str) -> Result<Self, ConfigError> {
+        Ok(Self::new(Location::Jwks(parse_url(url)?)))
+    }
+
+    pub(super) fn discovery(issuer: &str) -> Result<Self, ConfigError> {
+        let base = issuer.trim_end_matches('/');
+        let url = parse_url(&format!("{base}/.well-known/openid-configuration"))?;
+        Ok(Self::new(Location::Discovery {
+            issuer: issuer.to_owned(),
+            url,
+        }))
+    }
+
+    fn new(location: Location) -> Self {
+        RemoteBuilder {
+            location,
+            default_ttl: DEFAULT_TTL,
+            min_ttl: MIN_TTL,
+            max_ttl: MAX_TTL,
+            cooldown: DEFAULT_COOLDOWN,
+            max_staleness: DEFAULT_MAX_STALENESS,
+            timeout: DEFAULT_FETCH_TIMEOUT,
+            max_bytes: DEFAULT_MAX_JWKS_BYTES,
+            allow_insecure_http: false,
+            background: true,
+            clock: system_clock(),
+        }
+    }
+
+    /// Freshness when the issuer sends no `max-age` (default 5 min).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Bounds applied to the issuer's `max-age` (default 60 s to 24 h).
+    pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.min_ttl = min;
+        self.max_ttl = max;
+        self
+    }
+
+    /// Minimum time between fetches caused by unknown kids (default 30 s).
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// How long the last good set is used while fetches fail (default 24 h).
+    pub fn max_staleness(mut self, max_staleness: Duration) -> Self {
+        self.max_staleness = max_staleness;
+        self
+    }
+
+    /// Timeout of one HTTP fetch, connection included (default 5 s).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest document accepted (default 64 KiB).
+    pub fn max_document_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Whether a background task refreshes the set ahead of expiry (default
+    /// on, when built inside a Tokio runtime). Off, the set is fetched only on
+    /// demand: a lookup that finds nothing, or [`KeySource::refresh`].
+    pub fn background_refresh(mut self, on: bool) -> Self {
+        self.background = on;
+        self
+    }
+
+    /// The clock for freshness, cooldown and staleness (tests use
+    /// [`svcauth_core::ManualClock`]).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// DANGER: allows plain `http://` to any host. Anyone on the network path
+    /// can then substitute their own keys and mint tokens you will accept.
+    /// Only for closed test networks.
+    pub fn danger_allow_insecure_http(mut self) -> Self {
+        self.allow_insecure_http = true;
+        self
+    }
+
+    /// Builds the source. Nothing is fetched yet: the first lookup (or
+    /// [`KeySource::refresh`], or the background task, which starts at once
+    /// when built inside a Tokio runtime) loads the set.
+    pub fn build(self) -> Result<KeySource, ConfigError> {
+        if self.min_ttl > self.max_ttl || self.default_ttl.is_zero() {
+            return Err(ConfigError::Invalid("TTL bounds are inverted or zero"));
+        }
+        if self.timeout.is_zero() || self.max_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "timeout and document size must be positive",
+            ));
+        }
+        let first_url = match &self.location {
+            Location::Jwks(url) | Location::Discovery { url, .. } => url.clone(),
+        };
+        if !http::url_allowed(&first_url, self.allow_insecure_http) {
+            return Err(ConfigError::InsecureUrl(first_url.to_string()));
+        }
+        let clock = self.clock.clone();
+        let remote = Remote {
+            client: http::client(self.timeout),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            attempts: AtomicU64::new(0),
+            last_attempt_ms: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            not_modified: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            discovered: Mutex::new(None),
+            refresher_started: AtomicBool::new(false),
+            config: self,
+        };
+        let source =
+            KeySource::from_parts(first_url.to_string(), KeySet::empty(), Some(remote), clock);
+        if let Some(remote) = &source.inner.remote {
+            remote.ensure_refresher(&source);
+        }
+        Ok(source)
+    }
+}
+
+pub(super) struct Remote {
+    pub(super) config: RemoteBuilder,
+    client: reqwest::Client,
+    fetch_lock: tokio::sync::Mutex<()>,
+    /// Completed fetch attempts: a waiter that sees it move knows a fetch
+    /// finished while it waited, and does not fetch again.
+    attempts: AtomicU64,
+    /// Clock time (ms) the last fetch started; 0 before the first.
+    last_attempt_ms: AtomicU64,
+    consecutive_failures: AtomicU32,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    not_modified: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    /// The `jwks_uri` found by discovery, until a fetch fails.
+    discovered: Mutex<Option<Url>>,
+    refresher_started: AtomicBool,
+}
+
+impl Remote {
+    /// Whether a demand fetch (unknown kid, nothing loaded) may start now.
+    pub(super) fn may_fetch(&self, now: Duration, loaded: bool) -> bool {
+        let last = self.last_attempt_ms.load(Ordering::Acquire);
+        if last == 0 {
+            return true;
+        }
+        let failures = self.consecutive_failures.load(Ordering::Acquire);
+        let gap = if !loaded && failures > 0 {
+            backoff(failures, 0.0).min(self.config.cooldown)
+        } else {
+            self.config.cooldown
+        };
+        now.as_millis() as u64 >= last.saturating_add(gap.as_millis() as u64)
+    }
+
+    pub(super) fn counters(&self) -> (u64, u64, u64, u64, Option<String>) {
+        (
+            self.attempts.load(Ordering::Acquire),
+            self.successes.load(Ordering::Acquire),
+            self.failures.load(Ordering::Acquire),
+            self.not_modified.load(Ordering::Acquire),
+            self.last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+
+    /// Starts the background refresher once, if configured and inside a runtime.
+    pub(super) fn ensure_refresher(&self, source: &KeySource) {
+        if !self.config.background || self.refresher_started.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.refresher_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        handle.spawn(refresher(Arc::downgrade(&source.inner)));
+    }
+
+    async fn jwks_url(&self) -> Result<Url, FetchError> {
+        let (issuer, discovery_url) = match &self.config.location {
+            Location::Jwks(url) => return Ok(url.clone()),
+            Location::Discovery { issuer, url } => (issuer, url),
+        };
+        if let Some(url) = self
+            .discovered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Ok(url);
+        }
+        let bad = |message: String| FetchError::Discovery {
+            url: discovery_url.to_string(),
+            message,
+        };
+        let body = match http::get(&self.client, discovery_url, None, self.config.max_bytes).await?
+        {
+            Fetched::Body { body, .. } => body,
+            Fetched::NotModified { .. } => return Err(bad("unexpected 304".into())),
+        };
+        let doc: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let found = doc.get("issuer").and_then(|v| v.as_str()).unwrap_or("");
+        if found != issuer {
+            return Err(FetchError::IssuerMismatch {
+                expected: issuer.clone(),
+                found: found.chars().take(200).collect(),
+            });
+        }
+        let jwks_uri = doc
+            .get("jwks_uri")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| bad("no jwks_uri".into()))?;
+        let jwks_uri = Url::parse(jwks_uri).map_err(|_| bad("jwks_uri is not a URL".into()))?;
+        if !http::url_allowed(&jwks_uri, self.config.allow_insecure_http) {
+            return Err(FetchError::InsecureUrl(jwks_uri.to_string()));
+        }
+        tracing::debug!(issuer = %issuer, jwks_uri = %jwks_uri, "OpenID discovery done");
+        *self
+            .discovered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(jwks_uri.clone());
+        Ok(jwks_uri)
+    }
+
+    fn ttl(&self, max_age: Option<Duration>) -> Duration {
+        max_age
+            .unwrap_or(self.config.default_ttl)
+            .clamp(self.config.min_ttl, self.config.max_ttl)
+    }
+}
+
+/// Exponential backoff for the n-th consecutive failure, 1 s to 1 min,
+/// spread by `jitter` (a fraction in 0..1 of up to a fifth of the delay).
+fn backoff(failures: u32, jitter: f64) -> Duration {
+    let exp = BACKOFF_MIN.saturating_mul(1 << failures.saturating_sub(1).min(10));
+    let base = exp.min(BACKOFF_MAX);
+    base.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0))
+}
+
+/// A random fraction in 0..1, for jitter.
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
+}
+
+impl KeySource {
+    /// One fetch, shared by concurrent callers. `forced` skips the cooldown.
+    pub(super) async fn fetch(&self, forced: bool) -> Result<(), FetchError> {
+        let Some(remote) = &self.inner.remote else {
+            return Ok(());
+        };
+        let seen = remote.attempts.load(Ordering::Acquire);
+        let _single_flight = remote.fetch_lock.lock().await;
+        if remote.attempts.load(Ordering::Acquire) != seen {
+            return Ok(()); // another caller fetched while we waited
+        }
+        let now = self.inner.clock.now();
+        if !forced && !remote.may_fetch(now, self.is_loaded()) {
+            return Ok(());
+        }
+        remote
+            .last_attempt_ms
+            .store((now.as_millis() as u64).max(1), Ordering::Release);
+        let result = self.fetch_and_swap(remote).await;
+        remote.attempts.fetch_add(1, Ordering::AcqRel);
+        match &result {
+            Ok(()) => {
+                remote.successes.fetch_add(1, Ordering::AcqRel);
+                remote.consecutive_failures.store(0, Ordering::Release);
+                *remote
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+            }
+            Err(error) => {
+                remote.failures.fetch_add(1, Ordering::AcqRel);
+                remote.consecutive_failures.fetch_add(1, Ordering::AcqRel);
+                *remote
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+                *remote
+                    .discovered
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+                tracing::warn!(origin = %self.inner.origin, %error, "JWKS fetch failed; keeping the last good key set");
+            }
+        }
+        result
+    }
+
+    async fn fetch_and_swap(&self, remote: &Remote) -> Result<(), FetchError> {
+        let url = remote.jwks_url().await?;
+        let old = self.inner.state.load_full();
+        let etag = old.loaded.then_some(old.etag.as_deref()).flatten();
+        tracing::debug!(url = %url, revalidate = etag.is_some(), "fetching JWKS");
+        let fetched = http::get(&remote.client, &url, etag, remote.config.max_bytes).await?;
+        let now = self.inner.clock.now();
+        match fetched {
+            Fetched::NotModified { max_age } => {
+                remote.not_modified.fetch_add(1, Ordering::AcqRel);
+                let ttl = remote.ttl(max_age);
+                tracing::debug!(url = %url, ttl_secs = ttl.as_secs(), "JWKS not modified");
+                self.store(
+                    Snapshot {
+                        keys: old.keys.clone(),
+                        loaded: true,
+                        fetched_at: now,
+                        fresh_until: now + ttl,
+                        etag: old.etag.clone(),
+                    },
+                    false,
+                );
+            }
+            Fetched::Body {
+                body,
+                max_age,
+                etag,
+            } => {
+                let keys = KeySet::from_jwks(&body, remote.config.max_bytes).map_err(|error| {
+                    FetchError::Jwks {
+                        url: url.to_string(),
+                        error,
+                    }
+                })?;
+                if keys.is_empty() {
+                    // An issuer publishing no usable key is broken (or hostile);
+                    // keep serving the last good set rather than lock everyone out.
+                    return Err(FetchError::Jwks {
+                        url: url.to_string(),
+                        error: crate::JwksError::NotJson("the set has no usable key".into()),
+                    });
+                }
+                let ttl = remote.ttl(max_age);
+                let changed = !old.loaded || !old.keys.same_keys(&keys);
+                if changed {
+                    tracing::info!(url = %url, kids = ?keys.kids(), ttl_secs = ttl.as_secs(), "JWKS key set swapped in");
+                } else {
+                    tracing::debug!(url = %url, ttl_secs = ttl.as_secs(), "JWKS unchanged");
+                }
+                self.store(
+                    Snapshot {
+                        keys: if changed {
+                            Arc::new(keys)
+                        } else {
+                            old.keys.clone()
+                        },
+                        loaded: true,
+                        fetched_at: now,
+                        fresh_until: now + ttl,
+                        etag,
+                    },
+                    changed,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// How long the background refresher waits before its next fetch.
+    fn next_refresh_delay(&self, remote: &Remote) -> Duration {
+        let failures = remote.consecutive_failures.load(Ordering::Acquire);
+        if failures > 0 {
+            return backoff(failures, jitter());
+        }
+        let snapshot = self.inner.state.load();
+        if !snapshot.loaded {
+            return Duration::ZERO;
+        }
+        // Refresh ahead of expiry: 10% of the TTL early, plus up to another
+        // 10% of jitter, so replicas do not all fetch at the same instant.
+        let ttl = snapshot.fresh_until.saturating_sub(snapshot.fetched_at);
+        let lead = ttl.mul_f64(0.1 + 0.1 * jitter());
+        snapshot
+            .fresh_until
+            .saturating_sub(lead)
+            .saturating_sub(self.inner.clock.now())
+            .max(BACKOFF_MIN)
+    }
+}
+
+async fn refresher(weak: Weak<Inner>) {
+    loop {
+        let delay = {
+            let Some(inner) = weak.upgrade() else { return };
+            let source = KeySource { inner };
+            let Some(remote) = &source.inner.remote else {
+                return;
+            };
+            source.next_refresh_delay(remote)
+        };
+        tokio::time::sleep(delay).await;
+        let Some(inner) = weak.upgrade() else { return };
+        let _ = KeySource { inner }.fetch(true).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_to_one_minute() {
+        assert_eq!(backoff(1, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, 0.0), Duration::from_secs(2));
+        assert_eq!(backoff(6, 0.0), Duration::from_secs(32));
+        assert_eq!(backoff(7, 0.0), Duration::from_secs(60));
+        assert_eq!(backoff(40, 0.0), Duration::from_secs(60));
+        assert_eq!(backoff(7, 1.0), Duration::from_secs(48));
+    }
+}

@@ -1,0 +1,447 @@
+//! The remote key source against a real JWKS server on loopback.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use svcauth_core::{Algorithm, ManualClock, b64};
+use svcauth_jwks::{FetchError, KeyLookup, KeySource, RemoteBuilder, SigningKey, SkipReason};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Ok,
+    Status500,
+    Garbage,
+    Huge,
+    Hang,
+    RedirectElsewhere,
+}
+
+struct ServerState {
+    mode: Mode,
+    keys: Vec<serde_json::Value>,
+    cache_control: Option<String>,
+    etag: Option<String>,
+    issuer: String,
+}
+
+#[derive(Clone)]
+struct Server {
+    addr: SocketAddr,
+    state: Arc<Mutex<ServerState>>,
+    jwks_hits: Arc<AtomicUsize>,
+}
+
+impl Server {
+    async fn start(keys: &[&SigningKey]) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = Server {
+            addr,
+            state: Arc::new(Mutex::new(ServerState {
+                mode: Mode::Ok,
+                keys: keys
+                    .iter()
+                    .map(|k| serde_json::to_value(k.public_jwk()).unwrap())
+                    .collect(),
+                cache_control: Some("public, max-age=300".into()),
+                etag: None,
+                issuer: format!("http://{addr}"),
+            })),
+            jwks_hits: Arc::new(AtomicUsize::new(0)),
+        };
+        let app = Router::new()
+            .route("/jwks.json", get(jwks))
+            .route("/.well-known/openid-configuration", get(discovery))
+            .with_state(server.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/jwks.json", self.addr)
+    }
+
+    fn hits(&self) -> usize {
+        self.jwks_hits.load(Ordering::SeqCst)
+    }
+
+    fn set(&self, f: impl FnOnce(&mut ServerState)) {
+        f(&mut self.state.lock().unwrap());
+    }
+
+    fn publish(&self, keys: &[&SigningKey]) {
+        self.set(|s| {
+            s.keys = keys
+                .iter()
+                .map(|k| serde_json::to_value(k.public_jwk()).unwrap())
+                .collect()
+        });
+    }
+
+    fn source(&self, clock: &ManualClock) -> RemoteBuilder {
+        KeySource::remote(&self.url())
+            .unwrap()
+            .clock(Arc::new(clock.clone()))
+            .background_refresh(false)
+            .fetch_timeout(Duration::from_millis(500))
+    }
+}
+
+async fn jwks(State(server): State<Server>, headers: HeaderMap) -> Response {
+    server.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let (mode, body, cache_control, etag) = {
+        let s = server.state.lock().unwrap();
+        let body = serde_json::json!({ "keys": s.keys }).to_string();
+        (s.mode, body, s.cache_control.clone(), s.etag.clone())
+    };
+    match mode {
+        Mode::Status500 => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Mode::Garbage => return (StatusCode::OK, "<html>not json</html>").into_response(),
+        Mode::Huge => return (StatusCode::OK, vec![b' '; 10 * 1024 * 1024]).into_response(),
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return StatusCode::OK.into_response();
+        }
+        Mode::RedirectElsewhere => {
+            let target = format!("http://127.0.0.2:{}/jwks.json", server.addr.port());
+            return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
+        }
+        Mode::Ok => {}
+    }
+    if let (Some(etag), Some(inm)) = (&etag, headers.get(header::IF_NONE_MATCH))
+        && inm.as_bytes() == etag.as_bytes()
+    {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut response = (StatusCode::OK, body).into_response();
+    if let Some(cc) = cache_control {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_str(&cc).unwrap());
+    }
+    if let Some(etag) = etag {
+        response
+            .headers_mut()
+            .insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
+    }
+    response
+}
+
+async fn discovery(State(server): State<Server>) -> Response {
+    let issuer = server.state.lock().unwrap().issuer.clone();
+    axum::Json(serde_json::json!({ "issuer": issuer, "jwks_uri": server.url() })).into_response()
+}
+
+fn ed() -> SigningKey {
+    SigningKey::generate(Algorithm::EdDSA).unwrap()
+}
+
+fn found(lookup: KeyLookup) -> bool {
+    matches!(lookup, KeyLookup::Found(_))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_unknown_kids_cause_one_fetch_and_a_second_wave_none() {
+    let key = ed();
+    let server = Server::start(&[&key]).await;
+    let clock = ManualClock::starting_now();
+    let source = server.source(&clock).build().unwrap();
+    source.refresh().await.unwrap();
+    assert_eq!(server.hits(), 1);
+    clock.advance(Duration::from_secs(31)); // past the cooldown of the first fetch
+
+    for wave in 0..2 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..1000 {
+            let source = source.clone();
+            tasks.spawn(async move { source.resolve(Some(&format!("unknown-{wave}-{i}"))).await });
+        }
+        while let Some(lookup) = tasks.join_next().await {
+            assert!(matches!(lookup.unwrap(), KeyLookup::UnknownKid));
+        }
+        assert_eq!(
+            server.hits(),
+            2,
+            "wave {wave}: one fetch in all, none inside the cooldown"
+        );
+    }
+    assert!(found(source.resolve(Some(key.kid())).await));
+    assert_eq!(source.stats().fetches, 2);
+}
+
+#[tokio::test]
+async fn new_kid_is_found_within_one_cooldown_and_a_removed_kid_stops_resolving() {
+    let (old, new) = (ed(), ed());
+    let server = Server::start(&[&old]).await;
+    let clock = ManualClock::starting_now();
+    let source = server.source(&clock).build().unwrap();
+    assert!(found(source.resolve(Some(old.kid())).await));
+    let generation = source.generation();
+
+    server.publish(&[&old, &new]);
+    // Inside the cooldown of the first fetch: not fetched yet.
+    assert!(matches!(
+        source.resolve(Some(new.kid())).await,
+        KeyLookup::UnknownKid
+    ));
+    assert_eq!(server.hits(), 1);
+    clock.advance(Duration::from_secs(30));
+    assert!(
+        found(source.resolve(Some(new.kid())).await),
+        "picked up after one cooldown"
+    );
+    assert_eq!(server.hits(), 2);
+    assert_ne!(source.generation(), generation);
+
+    server.publish(&[&new]);
+    source.refresh().await.unwrap();
+    assert!(
+        matches!(source.lookup(Some(old.kid())), KeyLookup::UnknownKid),
+        "replaced, not merged"
+    );
+    assert!(found(source.lookup(Some(new.kid()))));
+}
+
+#[tokio::test]
+async fn outages_keep_the_last_good_set_until_max_staleness_then_fail_closed() {
+    let key = ed();
+    let server = Server::start(&[&key]).await;
+    let clock = ManualClock::starting_now();
+    let source = server
+        .source(&clock)
+        .max_staleness(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    source.refresh().await.unwrap();
+
+    for (mode, expect) in [
+        (Mode::Status500, "HTTP 500"),
+        (Mode::Garbage, "not a JSON object"),
+        (Mode::Huge, "exceeds 65536 bytes"),
+        (Mode::Hang, "failed"),
+        (Mode::RedirectElsewhere, "HTTP 302"),
+    ] {
+        server.set(|s| s.mode = mode);
+        let error = source.refresh().await.unwrap_err();
+        assert!(error.to_string().contains(expect), "{error}");
+        assert!(
+            found(source.lookup(Some(key.kid()))),
+            "last good set still used"
+        );
+        let stats = source.stats();
+        assert!(stats.last_error.as_deref().unwrap().contains(expect));
+        assert!(!stats.expired);
+    }
+    let failures = source.stats().failures;
+    assert_eq!(failures, 5);
+
+    clock.advance(Duration::from_secs(3601));
+    assert!(matches!(source.lookup(Some(key.kid())), KeyLookup::Expired));
+    assert!(matches!(
+        source.resolve(Some(key.kid())).await,
+        KeyLookup::Expired
+    ));
+    assert!(source.stats().expired);
+
+    // The issuer comes back: the next fetch restores service.
+    server.set(|s| s.mode = Mode::Ok);
+    source.refresh().await.unwrap();
+    assert!(found(source.lookup(Some(key.kid()))));
+    assert_eq!(source.stats().last_error, None);
+}
+
+#[tokio::test]
+async fn never_loaded_is_reported_apart_from_an_unknown_kid() {
+    let server = Server::start(&[&ed()]).await;
+    server.set(|s| s.mode = Mode::Status500);
+    let clock = ManualClock::starting_now();
+    let source = server.source(&clock).build().unwrap();
+    assert!(matches!(
+        source.resolve(Some("any")).await,
+        KeyLookup::NotLoaded
+    ));
+    assert!(!source.stats().loaded);
+    // Retries while nothing is loaded are spaced by backoff, not hammered.
+    assert!(matches!(
+        source.resolve(Some("any")).await,
+        KeyLookup::NotLoaded
+    ));
+    assert_eq!(server.hits(), 1);
+    clock.advance(Duration::from_secs(1));
+    server.set(|s| s.mode = Mode::Ok);
+    assert!(matches!(
+        source.resolve(Some("any")).await,
+        KeyLookup::UnknownKid
+    ));
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn cache_control_max_age_is_honoured_and_clamped() {
+    let server = Server::start(&[&ed()]).await;
+    let clock = ManualClock::starting_now();
+    let source = server.source(&clock).build().unwrap();
+    for (cache_control, ttl) in [
+        (Some("public, max-age=120"), 120),
+        (Some("max-age=5"), 60),
+        (Some("max-age=999999"), 86_400),
+        (Some("no-store"), 60),
+        (None, 300),
+    ] {
+        server.set(|s| s.cache_control = cache_control.map(str::to_owned));
+        source.refresh().await.unwrap();
+        assert_eq!(source.stats().ttl_secs, Some(ttl), "{cache_control:?}");
+    }
+}
+
+#[tokio::test]
+async fn etag_revalidation_keeps_the_set() {
+    let key = ed();
+    let server = Server::start(&[&key]).await;
+    server.set(|s| s.etag = Some("\"v1\"".into()));
+    let clock = ManualClock::starting_now();
+    let source = server.source(&clock).build().unwrap();
+    source.refresh().await.unwrap();
+    let generation = source.generation();
+    clock.advance(Duration::from_secs(400));
+    source.refresh().await.unwrap();
+    let stats = source.stats();
+    assert_eq!((stats.fetches, stats.not_modified), (2, 1));
+    assert_eq!(stats.age_secs, Some(0), "a 304 revalidates the set");
+    assert_eq!(source.generation(), generation, "a 304 is not a change");
+    assert!(found(source.lookup(Some(key.kid()))));
+}
+
+#[tokio::test]
+async fn discovery_requires_the_exact_issuer() {
+    let key = ed();
+    let server = Server::start(&[&key]).await;
+    let issuer = format!("http://{}", server.addr);
+    let clock = ManualClock::starting_now();
+    let source = KeySource::discover(&issuer)
+        .unwrap()
+        .clock(Arc::new(clock.clone()))
+        .background_refresh(false)
+        .build()
+        .unwrap();
+    source.refresh().await.unwrap();
+    assert!(found(source.lookup(Some(key.kid()))));
+
+    server.set(|s| s.issuer = format!("{issuer}/")); // one character off
+    let source = KeySource::discover(&issuer)
+        .unwrap()
+        .background_refresh(false)
+        .build()
+        .unwrap();
+    let error = source.refresh().await.unwrap_err();
+    assert!(
+        matches!(error, FetchError::IssuerMismatch { .. }),
+        "{error}"
+    );
+    assert!(matches!(
+        source.lookup(Some(key.kid())),
+        KeyLookup::NotLoaded
+    ));
+    assert_eq!(
+        server.hits(),
+        1,
+        "the JWKS of a mismatching issuer is never fetched"
+    );
+}
+
+#[tokio::test]
+async fn one_bad_key_of_each_kind_leaves_the_good_keys_usable() {
+    let (good1, good2) = (ed(), SigningKey::generate(Algorithm::ES256).unwrap());
+    let server = Server::start(&[]).await;
+    let mut small_n = vec![0xC5u8; 128]; // 1024-bit modulus
+    small_n[127] |= 1;
+    let mut private = serde_json::to_value(ed().public_jwk()).unwrap();
+    private["d"] = "AAAA".into();
+    let mut enc = serde_json::to_value(ed().public_jwk()).unwrap();
+    enc["use"] = "enc".into();
+    let mut dup = serde_json::to_value(ed().public_jwk()).unwrap();
+    dup["kid"] = good1.kid().into();
+    let keys = vec![
+        serde_json::to_value(good1.public_jwk()).unwrap(),
+        serde_json::json!({"kty":"RSA","kid":"rsa1024","n": b64::encode(&small_n),"e":"AQAB"}),
+        serde_json::json!({"kty":"oct","kid":"hmac","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"}),
+        private,
+        enc,
+        dup,
+        serde_json::json!({"kty":"EC","crv":"P-521","kid":"p521","x":"AA","y":"AA"}),
+        serde_json::to_value(good2.public_jwk()).unwrap(),
+    ];
+    server.set(|s| s.keys = keys);
+    let clock = ManualClock::starting_now();
+    let source = server.source(&clock).build().unwrap();
+    source.refresh().await.unwrap();
+
+    assert!(found(source.lookup(Some(good1.kid()))));
+    assert!(found(source.lookup(Some(good2.kid()))));
+    let keys = source.keys();
+    assert_eq!(keys.len(), 2);
+    let reasons: Vec<_> = keys.skipped().iter().map(|s| s.reason.clone()).collect();
+    assert_eq!(
+        reasons,
+        [
+            SkipReason::RsaTooSmall(1024),
+            SkipReason::Symmetric,
+            SkipReason::PrivateKeyMaterial,
+            SkipReason::NotForSignatures,
+            SkipReason::DuplicateKid,
+            SkipReason::UnknownCurve("P-521".into()),
+        ]
+    );
+    // The duplicate did not replace the first key with that kid.
+    let KeyLookup::Found(first) = source.lookup(Some(good1.kid())) else {
+        panic!()
+    };
+    assert_eq!(first.material(), good1.public_key());
+}
+
+#[tokio::test]
+async fn background_refresh_follows_the_issuer_without_lookups() {
+    let (old, new) = (ed(), ed());
+    let server = Server::start(&[&old]).await;
+    server.set(|s| s.cache_control = Some("max-age=0".into()));
+    let source = KeySource::remote(&server.url())
+        .unwrap()
+        .ttl_bounds(Duration::from_millis(200), Duration::from_secs(60))
+        .build()
+        .unwrap();
+    server.publish(&[&new]);
+    // Liveness bound only: the refresher runs every ~200 ms.
+    for _ in 0..100 {
+        if found(source.lookup(Some(new.kid()))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(found(source.lookup(Some(new.kid()))));
+    assert!(server.hits() >= 1);
+}
+
+#[test]
+fn plain_http_to_another_host_is_refused_unless_dangerously_allowed() {
+    let err = KeySource::remote("http://issuer.example/jwks.json")
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("refusing"));
+    assert!(
+        KeySource::remote("http://issuer.example/jwks.json")
+            .unwrap()
+            .background_refresh(false)
+            .danger_allow_insecure_http()
+            .build()
+            .is_ok()
+    );
+}

@@ -1,0 +1,57 @@
+//! `cargo xtask keygen`, run as a process: the key it writes loads, and the
+//! kid it prints is the key's.
+
+use std::process::Command;
+
+use svcauth_core::Algorithm;
+use svcauth_jwks::SigningKey;
+
+fn keygen(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--package", "xtask", "--", "keygen"])
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("cargo runs")
+}
+
+#[test]
+fn keygen_writes_a_loadable_private_key_and_prints_its_kid() {
+    let dir = std::env::temp_dir().join(format!("svcauth-keygen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for alg in ["EdDSA", "ES256", "RS256"] {
+        let path = dir.join(format!("{alg}.pem"));
+        let _ = std::fs::remove_file(&path);
+        let out = keygen(&["--alg", alg, "--out", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+
+        let alg: Algorithm = alg.parse().unwrap();
+        let key = SigningKey::from_pem_file(&path, Some(alg)).unwrap();
+        assert!(stderr.contains(&format!("kid: {}", key.kid())), "{stderr}");
+        assert!(stderr.contains(&format!("\"alg\": \"{alg}\"")), "{stderr}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "private keys are not world-readable");
+        }
+        // A second run does not overwrite the key without --force.
+        let again = keygen(&["--alg", alg.as_str(), "--out", path.to_str().unwrap()]);
+        assert!(!again.status.success());
+        assert_eq!(
+            SigningKey::from_pem_file(&path, Some(alg)).unwrap().kid(),
+            key.kid()
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn keygen_refuses_symmetric_and_unknown_algorithms() {
+    for alg in ["HS256", "none", "ES512"] {
+        let out = keygen(&["--alg", alg]);
+        assert!(!out.status.success(), "{alg} must be refused");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not an accepted"));
+    }
+}
