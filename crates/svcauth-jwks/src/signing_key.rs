@@ -138,6 +138,28 @@ impl SigningKey {
         self.public.to_jwk(Some(&self.kid), Some(self.alg))
     }
 
+    /// The public key as PEM (`-----BEGIN PUBLIC KEY-----`, X.509
+    /// SubjectPublicKeyInfo), for distributing keys out of band.
+    pub fn public_key_pem(&self) -> Result<String, KeyError> {
+        use aws_lc_rs::encoding::PublicKeyX509Der;
+        let fail = |_| KeyError::Backend("public key encoding failed");
+        let der = match &self.inner {
+            Inner::Ed25519(pair) => AsDer::<PublicKeyX509Der<'_>>::as_der(pair.public_key())
+                .map_err(fail)?
+                .as_ref()
+                .to_vec(),
+            Inner::Ecdsa(pair) => AsDer::<PublicKeyX509Der<'_>>::as_der(pair.public_key())
+                .map_err(fail)?
+                .as_ref()
+                .to_vec(),
+            Inner::Rsa(pair, _) => AsDer::<PublicKeyX509Der<'_>>::as_der(pair.public_key())
+                .map_err(fail)?
+                .as_ref()
+                .to_vec(),
+        };
+        Ok(pem::encode(&pem::Pem::new("PUBLIC KEY", der)))
+    }
+
     /// Signs `message` (the JWS signing input) and returns the raw signature
     /// (for ECDSA the fixed-width `r || s` form JWS uses).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
