@@ -65,6 +65,16 @@ impl RingState {
         }
     }
 
+    /// The retiring keys plus the current key, retired until `until`.
+    fn retiring_with_current(&self, until: u64) -> Vec<RetiringKey> {
+        let mut retiring = self.retiring.clone();
+        retiring.push(RetiringKey {
+            jwk: self.current.public_jwk(),
+            until,
+        });
+        retiring
+    }
+
     /// The key that signs now.
     pub fn current(&self) -> &Arc<SigningKey> {
         &self.current
@@ -201,11 +211,7 @@ impl KeyRing {
         let until = self.inner.clock.now_secs() + retire_for.as_secs();
         self.update(|s| {
             let next = s.next.clone().ok_or(RingError::NoNextKey)?;
-            let mut retiring = s.retiring.clone();
-            retiring.push(RetiringKey {
-                jwk: s.current.public_jwk(),
-                until,
-            });
+            let retiring = s.retiring_with_current(until);
             tracing::info!(
                 kid = next.kid(),
                 retired = s.current.kid(),
@@ -223,11 +229,7 @@ impl KeyRing {
             if s.published_kids().iter().any(|k| k == key.kid()) {
                 return Err(RingError::DuplicateKid(key.kid().to_owned()));
             }
-            let mut retiring = s.retiring.clone();
-            retiring.push(RetiringKey {
-                jwk: s.current.public_jwk(),
-                until,
-            });
+            let retiring = s.retiring_with_current(until);
             tracing::info!(
                 kid = key.kid(),
                 retired = s.current.kid(),
