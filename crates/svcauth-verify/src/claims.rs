@@ -1,0 +1,112 @@
+//! What a successful verification hands to the application.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use svcauth_core::{Actor, Algorithm, Audience, Claims};
+
+/// The claims of a verified token, with the token's raw JSON payload so that
+/// your own claims type can be read from it.
+///
+/// Shared behind an `Arc`: a cached verification hands out the same value.
+pub struct VerifiedClaims {
+    pub(crate) claims: Claims,
+    pub(crate) payload: Bytes,
+    pub(crate) kid: Option<String>,
+    pub(crate) alg: Option<Algorithm>,
+    pub(crate) valid_from: u64,
+}
+
+impl VerifiedClaims {
+    /// The issuer (`iss`): a trusted issuer, by construction.
+    pub fn iss(&self) -> &str {
+        &self.claims.iss
+    }
+
+    /// The subject (`sub`): the calling service, or the user it acts for.
+    pub fn sub(&self) -> &str {
+        &self.claims.sub
+    }
+
+    /// The audience (`aud`), which contains this service.
+    pub fn aud(&self) -> &Audience {
+        &self.claims.aud
+    }
+
+    /// The acting party of a delegated token (`act`, RFC 8693 §4.1).
+    pub fn act(&self) -> Option<&Actor> {
+        self.claims.act.as_ref()
+    }
+
+    /// The token id (`jti`).
+    pub fn jti(&self) -> Option<&str> {
+        self.claims.jti.as_deref()
+    }
+
+    /// Expiry (`exp`), seconds since the Unix epoch.
+    pub fn expires_at(&self) -> u64 {
+        self.claims.exp
+    }
+
+    /// The `kid` of the key that signed the token.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The algorithm the token was signed with (`None` for the HMAC option).
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        self.alg
+    }
+
+    /// Whether the token was bound to its request (and the binding checked).
+    pub fn is_bound(&self) -> bool {
+        self.claims.htm.is_some()
+    }
+
+    /// All typed claims.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// The scopes of the `scope` claim (space-separated, RFC 8693 §4.2).
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.claims
+            .extra
+            .get("scope")
+            .and_then(|s| s.as_str())
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The verified JSON payload, exactly as signed.
+    pub fn raw_json(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Reads the payload as your own claims type.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.payload)
+    }
+}
+
+impl fmt::Debug for VerifiedClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedClaims")
+            .field("iss", &self.claims.iss)
+            .field("sub", &self.claims.sub)
+            .field("aud", &self.claims.aud)
+            .field("exp", &self.claims.exp)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The request extension the verifying layer inserts: the verified caller,
+/// or `None` on a route where authentication is optional and no token came.
+///
+/// Extractors read it; its absence means the layer is not installed.
+#[derive(Debug, Clone)]
+pub struct Authentication(pub Option<Arc<VerifiedClaims>>);

@@ -1,0 +1,273 @@
+//! Why a request was refused.
+
+use std::fmt;
+
+use http::StatusCode;
+
+/// What went wrong, for matching and counting. New kinds may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No `Authorization: Bearer` header.
+    MissingToken,
+    /// The `Authorization` header is unusable (several of them, not ASCII).
+    InvalidRequest,
+    /// The token is longer than the configured limit.
+    TokenTooLarge,
+    /// Not three base64url segments of JSON, or not strict base64url.
+    Malformed,
+    /// A JSON object in the header or claims names a member twice.
+    DuplicateMember,
+    /// `alg` is `none`, HMAC, unknown, or not on the allow-list.
+    UnsupportedAlgorithm,
+    /// `crit`, `b64: false` or a nested-JWT `cty`: features svcauth does not implement.
+    UnsupportedHeader,
+    /// `typ` is not one of the accepted types.
+    UnacceptedType,
+    /// A claim is missing or of the wrong JSON type.
+    InvalidClaims,
+    /// `iss` is not a trusted issuer.
+    UntrustedIssuer,
+    /// The issuer has no key with this `kid` (or no `kid` and several keys).
+    UnknownKey,
+    /// The token's `alg` is not the one pinned on the key.
+    KeyAlgorithmMismatch,
+    /// The issuer's keys could not be loaded (503).
+    KeysUnavailable,
+    /// The signature does not verify.
+    InvalidSignature,
+    /// `aud` does not name this service.
+    WrongAudience,
+    /// `exp` has passed (beyond the leeway).
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    IssuedInFuture,
+    /// `exp - iat` exceeds the maximum lifetime.
+    LifetimeTooLong,
+    /// The route requires a request-bound token and this one is not bound.
+    BindingRequired,
+    /// The token's `htm`, `htu` or `body_sha256` does not match the request.
+    BindingMismatch,
+    /// The body of a bound request exceeds the limit (413).
+    BodyTooLarge,
+    /// The body of a bound request could not be read (400).
+    BodyUnreadable,
+    /// A bound token without `jti`, so it cannot be protected from replay.
+    MissingJti,
+    /// This bound token was already used.
+    Replayed,
+    /// The token (its `jti`, or its signing key) is revoked.
+    Revoked,
+    /// A replay or revocation store did not answer (503).
+    StoreUnavailable,
+    /// The caller is not allowed on this route (403).
+    CallerNotAllowed,
+    /// The token lacks a required scope (403).
+    InsufficientScope,
+}
+
+impl ErrorKind {
+    /// Every kind, in order; used for counters.
+    pub(crate) const ALL: [ErrorKind; 29] = [
+        ErrorKind::MissingToken,
+        ErrorKind::InvalidRequest,
+        ErrorKind::TokenTooLarge,
+        ErrorKind::Malformed,
+        ErrorKind::DuplicateMember,
+        ErrorKind::UnsupportedAlgorithm,
+        ErrorKind::UnsupportedHeader,
+        ErrorKind::UnacceptedType,
+        ErrorKind::InvalidClaims,
+        ErrorKind::UntrustedIssuer,
+        ErrorKind::UnknownKey,
+        ErrorKind::KeyAlgorithmMismatch,
+        ErrorKind::KeysUnavailable,
+        ErrorKind::InvalidSignature,
+        ErrorKind::WrongAudience,
+        ErrorKind::Expired,
+        ErrorKind::NotYetValid,
+        ErrorKind::IssuedInFuture,
+        ErrorKind::LifetimeTooLong,
+        ErrorKind::BindingRequired,
+        ErrorKind::BindingMismatch,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::BodyUnreadable,
+        ErrorKind::MissingJti,
+        ErrorKind::Replayed,
+        ErrorKind::Revoked,
+        ErrorKind::StoreUnavailable,
+        ErrorKind::CallerNotAllowed,
+        ErrorKind::InsufficientScope,
+    ];
+
+    /// A stable snake_case name, for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::MissingToken => "missing_token",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::TokenTooLarge => "token_too_large",
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::DuplicateMember => "duplicate_member",
+            ErrorKind::UnsupportedAlgorithm => "unsupported_algorithm",
+            ErrorKind::UnsupportedHeader => "unsupported_header",
+            ErrorKind::UnacceptedType => "unaccepted_type",
+            ErrorKind::InvalidClaims => "invalid_claims",
+            ErrorKind::UntrustedIssuer => "untrusted_issuer",
+            ErrorKind::UnknownKey => "unknown_key",
+            ErrorKind::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            ErrorKind::KeysUnavailable => "keys_unavailable",
+            ErrorKind::InvalidSignature => "invalid_signature",
+            ErrorKind::WrongAudience => "wrong_audience",
+            ErrorKind::Expired => "expired",
+            ErrorKind::NotYetValid => "not_yet_valid",
+            ErrorKind::IssuedInFuture => "issued_in_future",
+            ErrorKind::LifetimeTooLong => "lifetime_too_long",
+            ErrorKind::BindingRequired => "binding_required",
+            ErrorKind::BindingMismatch => "binding_mismatch",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::BodyUnreadable => "body_unreadable",
+            ErrorKind::MissingJti => "missing_jti",
+            ErrorKind::Replayed => "replayed",
+            ErrorKind::Revoked => "revoked",
+            ErrorKind::StoreUnavailable => "store_unavailable",
+            ErrorKind::CallerNotAllowed => "caller_not_allowed",
+            ErrorKind::InsufficientScope => "insufficient_scope",
+        }
+    }
+
+    /// A short human description. Never contains token contents.
+    pub fn description(self) -> &'static str {
+        match self {
+            ErrorKind::MissingToken => "a bearer token is required",
+            ErrorKind::InvalidRequest => "the Authorization header is malformed",
+            ErrorKind::TokenTooLarge => "the token is too large",
+            ErrorKind::Malformed => "the token is not a well-formed JWS",
+            ErrorKind::DuplicateMember => "the token repeats a JSON member",
+            ErrorKind::UnsupportedAlgorithm => "the token's algorithm is not accepted",
+            ErrorKind::UnsupportedHeader => "the token uses an unsupported JWS header feature",
+            ErrorKind::UnacceptedType => "the token's typ is not accepted",
+            ErrorKind::InvalidClaims => "the token's claims are missing or of the wrong type",
+            ErrorKind::UntrustedIssuer => "the token's issuer is not trusted",
+            ErrorKind::UnknownKey => "the token's signing key is unknown",
+            ErrorKind::KeyAlgorithmMismatch => "the token's algorithm does not match its key",
+            ErrorKind::KeysUnavailable => "the issuer's keys are unavailable",
+            ErrorKind::InvalidSignature => "the token's signature is invalid",
+            ErrorKind::WrongAudience => "the token is not for this audience",
+            ErrorKind::Expired => "the token has expired",
+            ErrorKind::NotYetValid => "the token is not valid yet",
+            ErrorKind::IssuedInFuture => "the token is issued in the future",
+            ErrorKind::LifetimeTooLong => "the token's lifetime exceeds the maximum",
+            ErrorKind::BindingRequired => "a request-bound token is required",
+            ErrorKind::BindingMismatch => "the token is bound to another request",
+            ErrorKind::BodyTooLarge => "the request body is too large",
+            ErrorKind::BodyUnreadable => "the request body could not be read",
+            ErrorKind::MissingJti => "a bound token needs a jti",
+            ErrorKind::Replayed => "the token was already used",
+            ErrorKind::Revoked => "the token is revoked",
+            ErrorKind::StoreUnavailable => "token state is unavailable",
+            ErrorKind::CallerNotAllowed => "the caller is not allowed here",
+            ErrorKind::InsufficientScope => "the token lacks a required scope",
+        }
+    }
+
+    /// The HTTP status this kind is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::BodyUnreadable => StatusCode::BAD_REQUEST,
+            ErrorKind::CallerNotAllowed | ErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            ErrorKind::KeysUnavailable | ErrorKind::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The RFC 6750 §3.1 error code, if this kind has one.
+    pub fn oauth_error(self) -> Option<&'static str> {
+        match self {
+            ErrorKind::MissingToken
+            | ErrorKind::KeysUnavailable
+            | ErrorKind::StoreUnavailable
+            | ErrorKind::BodyTooLarge
+            | ErrorKind::BodyUnreadable => None,
+            ErrorKind::InvalidRequest => Some("invalid_request"),
+            ErrorKind::CallerNotAllowed | ErrorKind::InsufficientScope => {
+                Some("insufficient_scope")
+            }
+            _ => Some("invalid_token"),
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// A request was refused. `kind()` says why; the response it becomes is in
+/// [`crate::rejection`]. Its text never repeats token contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyError {
+    kind: ErrorKind,
+}
+
+impl VerifyError {
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        VerifyError { kind }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status of the rejection.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+}
+
+impl From<ErrorKind> for VerifyError {
+    fn from(kind: ErrorKind) -> Self {
+        VerifyError::new(kind)
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.description())
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// A verifier could not be configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The audience is empty or a wildcard.
+    #[error("the audience must be a non-empty exact name, not empty or \"*\"")]
+    BadAudience,
+    /// No issuer is trusted.
+    #[error("at least one trusted issuer is required")]
+    NoIssuers,
+    /// The same issuer is configured twice.
+    #[error("issuer {0:?} is configured twice")]
+    DuplicateIssuer(String),
+    /// Leeway over 5 minutes.
+    #[error("leeway may be at most 300 seconds")]
+    LeewayTooLarge,
+    /// The allow-list is empty.
+    #[error("the algorithm allow-list is empty")]
+    NoAlgorithms,
+    /// An HMAC secret shorter than 32 bytes.
+    #[error("an HMAC secret must have at least 32 bytes")]
+    WeakHmacSecret,
+    /// A bound is zero.
+    #[error("invalid setting: {0}")]
+    Invalid(&'static str),
+}

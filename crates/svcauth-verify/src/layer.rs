@@ -1,0 +1,141 @@
+//! [`VerifyLayer`]: the verifying middleware and its per-route options.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use tower_layer::Layer;
+
+use crate::claims::VerifiedClaims;
+use crate::error::{ErrorKind, VerifyError};
+use crate::rejection::RejectionBody;
+use crate::service::Verify;
+use crate::verifier::Verifier;
+
+type Predicate = Arc<dyn Fn(&VerifiedClaims) -> bool + Send + Sync>;
+
+/// Per-route options of a [`VerifyLayer`].
+#[derive(Clone, Default)]
+pub(crate) struct RouteOptions {
+    pub(crate) optional: bool,
+    pub(crate) require_binding: bool,
+    callers: Vec<(String, Option<String>)>,
+    predicate: Option<Predicate>,
+    scopes: Vec<String>,
+    pub(crate) body: RejectionBody,
+}
+
+impl RouteOptions {
+    /// Caller and scope rules: 403 when they do not hold.
+    pub(crate) fn authorize(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
+        let listed = self.callers.is_empty()
+            || self.callers.iter().any(|(iss, sub)| {
+                iss == claims.iss() && sub.as_deref().is_none_or(|s| s == claims.sub())
+            });
+        if !listed || self.predicate.as_ref().is_some_and(|p| !p(claims)) {
+            return Err(ErrorKind::CallerNotAllowed.into());
+        }
+        if !self
+            .scopes
+            .iter()
+            .all(|s| claims.scopes().any(|have| have == s))
+        {
+            return Err(ErrorKind::InsufficientScope.into());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RouteOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteOptions")
+            .field("optional", &self.optional)
+            .field("require_binding", &self.require_binding)
+            .field("callers", &self.callers)
+            .field("predicate", &self.predicate.is_some())
+            .field("scopes", &self.scopes)
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
+/// Verifies the bearer token of every request before the inner service sees
+/// it, and puts the verified claims in the request extensions as
+/// [`crate::Authentication`].
+///
+/// Several layers (for routes with different rules) can share one
+/// [`Verifier`], and so its key sources and cache.
+///
+/// See the crate docs for an example.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct VerifyLayer {
+    verifier: Verifier,
+    options: Arc<RouteOptions>,
+}
+
+impl VerifyLayer {
+    /// A layer that requires a valid token on every request.
+    pub fn new(verifier: Verifier) -> Self {
+        VerifyLayer {
+            verifier,
+            options: Arc::new(RouteOptions::default()),
+        }
+    }
+
+    fn with(mut self, f: impl FnOnce(&mut RouteOptions)) -> Self {
+        f(Arc::make_mut(&mut self.options));
+        self
+    }
+
+    /// Requests without an `Authorization` header pass, with
+    /// `Authentication(None)`. A token that is present must still be valid.
+    pub fn optional(self) -> Self {
+        self.with(|o| o.optional = true)
+    }
+
+    /// Only request-bound tokens are accepted on these routes.
+    pub fn require_binding(self) -> Self {
+        self.with(|o| o.require_binding = true)
+    }
+
+    /// Admits callers from `iss` (any `sub` when `sub` is `None`). Once any
+    /// caller is listed, unlisted callers get 403.
+    pub fn allow_caller(self, iss: &str, sub: Option<&str>) -> Self {
+        let caller = (iss.to_owned(), sub.map(str::to_owned));
+        self.with(|o| o.callers.push(caller))
+    }
+
+    /// Admits only callers for which `predicate` holds (403 otherwise).
+    pub fn allow_if(
+        self,
+        predicate: impl Fn(&VerifiedClaims) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.with(|o| o.predicate = Some(Arc::new(predicate)))
+    }
+
+    /// Requires every scope in `scopes` in the token's `scope` claim (403
+    /// `insufficient_scope` otherwise).
+    pub fn require_scopes<'a>(self, scopes: impl IntoIterator<Item = &'a str>) -> Self {
+        let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
+        self.with(|o| o.scopes.extend(scopes))
+    }
+
+    /// Replaces the JSON body of rejections. Status and `WWW-Authenticate`
+    /// stay as RFC 6750 wants them.
+    pub fn rejection_body(
+        self,
+        make: impl Fn(&VerifyError) -> (HeaderValue, Bytes) + Send + Sync + 'static,
+    ) -> Self {
+        self.with(|o| o.body = RejectionBody(Some(Arc::new(make))))
+    }
+}
+
+impl<S> Layer<S> for VerifyLayer {
+    type Service = Verify<S>;
+
+    fn layer(&self, inner: S) -> Verify<S> {
+        Verify::new(inner, self.verifier.clone(), self.options.clone())
+    }
+}

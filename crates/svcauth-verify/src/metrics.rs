@@ -1,0 +1,89 @@
+//! Counters by outcome and reason, cheap enough for every request.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::error::ErrorKind;
+
+const STRIPES: usize = 8;
+const SLOTS: usize = 2 + ErrorKind::ALL.len();
+const ACCEPTED: usize = 0;
+const CACHE_HITS: usize = 1;
+
+/// Counters striped over cache lines, so that threads counting at once do
+/// not fight over one line.
+#[repr(align(128))]
+struct Stripe([AtomicU64; SLOTS]);
+
+pub(crate) struct Metrics {
+    stripes: [Stripe; STRIPES],
+}
+
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static MINE: Cell<usize> = const { Cell::new(usize::MAX) });
+    MINE.with(|mine| {
+        if mine.get() == usize::MAX {
+            mine.set(NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES);
+        }
+        mine.get()
+    })
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        Metrics {
+            stripes: std::array::from_fn(|_| Stripe(std::array::from_fn(|_| AtomicU64::new(0)))),
+        }
+    }
+
+    fn add(&self, slot: usize) {
+        self.stripes[stripe()].0[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn accepted(&self, cache_hit: bool) {
+        self.add(ACCEPTED);
+        if cache_hit {
+            self.add(CACHE_HITS);
+        }
+    }
+
+    pub(crate) fn rejected(&self, kind: ErrorKind) {
+        if let Some(i) = ErrorKind::ALL.iter().position(|k| *k == kind) {
+            self.add(2 + i);
+        }
+    }
+
+    fn sum(&self, slot: usize) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0[slot].load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub(crate) fn snapshot(&self) -> VerifierMetrics {
+        VerifierMetrics {
+            accepted: self.sum(ACCEPTED),
+            cache_hits: self.sum(CACHE_HITS),
+            rejected: ErrorKind::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), self.sum(2 + i)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        }
+    }
+}
+
+/// Counts of verification outcomes since the verifier was built.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct VerifierMetrics {
+    /// Tokens accepted (cache hits included).
+    pub accepted: u64,
+    /// Tokens accepted from the verification cache.
+    pub cache_hits: u64,
+    /// Rejections by [`ErrorKind::as_str`] reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+}

@@ -1,0 +1,214 @@
+//! [`Verify`]: the service the [`crate::VerifyLayer`] wraps around yours.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, header};
+use http_body::Body;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tower_service::Service;
+
+use crate::claims::Authentication;
+use crate::error::{ErrorKind, VerifyError};
+use crate::future::ResponseFuture;
+use crate::layer::{RouteOptions, VerifyLayer};
+use crate::rejection;
+use crate::verifier::{RequestTarget, Verifier};
+
+/// The verifying service. A rejection is a response, never an `Err`: the
+/// error type stays the inner service's.
+///
+/// See the crate docs for an example.
+#[derive(Clone, Debug)]
+pub struct Verify<S> {
+    inner: S,
+    verifier: Verifier,
+    options: Arc<RouteOptions>,
+}
+
+impl<S> Verify<S> {
+    pub(crate) fn new(inner: S, verifier: Verifier, options: Arc<RouteOptions>) -> Self {
+        Verify {
+            inner,
+            verifier,
+            options,
+        }
+    }
+
+    /// A [`VerifyLayer`] with default options for `verifier`.
+    pub fn layer(verifier: Verifier) -> VerifyLayer {
+        VerifyLayer::new(verifier)
+    }
+}
+
+/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1), the only
+/// place a token is read from. `Ok(None)`: no bearer credentials at all.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ErrorKind> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ErrorKind::InvalidRequest);
+    }
+    let value = value.to_str().map_err(|_| ErrorKind::InvalidRequest)?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = token.trim_matches(' ');
+    if token.is_empty() {
+        return Err(ErrorKind::InvalidRequest);
+    }
+    Ok(Some(token))
+}
+
+impl<S, B, ResBody> Service<Request<B>> for Verify<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let token = match bearer(request.headers()) {
+            Ok(Some(token)) => token,
+            Ok(None) if self.options.optional => {
+                request.extensions_mut().insert(Authentication(None));
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            Ok(None) => return self.reject(ErrorKind::MissingToken.into()),
+            Err(kind) => return self.reject(kind.into()),
+        };
+
+        // Fast path: a token verified before, on a route without binding.
+        if !self.options.require_binding
+            && let Some(claims) = self.verifier.cached(token)
+        {
+            if let Err(error) = self.options.authorize(&claims) {
+                return self.reject(error);
+            }
+            request
+                .extensions_mut()
+                .insert(Authentication(Some(claims)));
+            return ResponseFuture::inner(self.inner.call(request));
+        }
+
+        // Slow path. The ready inner service goes into the future; a fresh
+        // clone stays here (tower's "be careful when cloning inner services").
+        let token = token.to_owned();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        let options = self.options.clone();
+        ResponseFuture::slow(Box::pin(async move {
+            match admit(&verifier, &options, &token, request).await {
+                Ok(request) => inner.call(request).await,
+                Err(error) => {
+                    verifier.reject(&error);
+                    Ok(rejection::response(error, &options.body))
+                }
+            }
+        }))
+    }
+}
+
+impl<S> Verify<S> {
+    fn reject<F, ResBody, E>(&self, error: VerifyError) -> ResponseFuture<F>
+    where
+        F: std::future::Future<Output = Result<Response<ResBody>, E>>,
+        ResBody: From<Bytes>,
+    {
+        self.verifier.reject(&error);
+        ResponseFuture::ready(Ok(rejection::response(error, &self.options.body)))
+    }
+}
+
+/// Verifies, authorises, and for bound tokens buffers and checks the body;
+/// returns the request to pass on, with its body intact.
+async fn admit<B>(
+    verifier: &Verifier,
+    options: &RouteOptions,
+    token: &str,
+    request: Request<B>,
+) -> Result<Request<B>, VerifyError>
+where
+    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (claims, hit) = verifier.authenticate(token).await?;
+    options.authorize(&claims)?;
+    let (mut parts, body) = request.into_parts();
+    let body = if claims.is_bound() {
+        let limit = verifier.max_body_bytes();
+        let bytes = match Limited::new(body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => return Err(ErrorKind::BodyTooLarge.into()),
+            Err(_) => return Err(ErrorKind::BodyUnreadable.into()),
+        };
+        let target = RequestTarget {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+        };
+        verifier.check_binding(&claims, target, &bytes)?;
+        verifier.check_replay(&claims).await?;
+        B::from(bytes)
+    } else if options.require_binding {
+        return Err(ErrorKind::BindingRequired.into());
+    } else {
+        body
+    };
+    let claims = verifier.record(Ok((claims, hit)))?;
+    tracing::debug!(
+        iss = claims.iss(),
+        sub = claims.sub(),
+        bound = claims.is_bound(),
+        "token accepted"
+    );
+    parts.extensions.insert(Authentication(Some(claims)));
+    Ok(Request::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_token_comes_only_from_one_authorization_header() {
+        assert_eq!(bearer(&headers(&[])), Ok(None));
+        assert_eq!(bearer(&headers(&["Bearer abc"])), Ok(Some("abc")));
+        assert_eq!(bearer(&headers(&["bearer  abc "])), Ok(Some("abc")));
+        assert_eq!(bearer(&headers(&["Basic dXNlcjpwYXNz"])), Ok(None));
+        assert_eq!(bearer(&headers(&["Bearer"])), Ok(None));
+        assert_eq!(
+            bearer(&headers(&["Bearer  "])),
+            Err(ErrorKind::InvalidRequest)
+        );
+        assert_eq!(
+            bearer(&headers(&["Bearer a", "Bearer b"])),
+            Err(ErrorKind::InvalidRequest)
+        );
+    }
+}

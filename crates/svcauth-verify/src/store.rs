@@ -1,0 +1,156 @@
+//! Replay and revocation state: traits, and bounded in-memory implementations
+//! for a single process. `svcauth-redis` shares them across replicas.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use svcauth_core::SharedClock;
+
+/// A boxed future, as the store traits return.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A store did not answer. The verifier fails closed (503) unless the store
+/// is configured otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("token state store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Remembers the ids of bound tokens so that each is accepted once.
+pub trait ReplayStore: Send + Sync + 'static {
+    /// Records `id` until `expires_at` (seconds since the Unix epoch) and
+    /// answers whether this was its first use. Must be atomic: of concurrent
+    /// calls with the same id, exactly one answers `true`.
+    fn first_use<'a>(&'a self, id: &'a str, expires_at: u64) -> StoreFuture<'a, bool>;
+}
+
+/// Answers whether a verified token is revoked.
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Whether the token is revoked: by its `jti`, or by its issuer's key.
+    fn is_revoked<'a>(&'a self, token: RevocationQuery<'a>) -> StoreFuture<'a, bool>;
+}
+
+/// What a revocation check can look at.
+#[derive(Debug, Clone, Copy)]
+pub struct RevocationQuery<'a> {
+    /// The issuer.
+    pub iss: &'a str,
+    /// The token id, if any.
+    pub jti: Option<&'a str>,
+    /// The signing key's id, if any.
+    pub kid: Option<&'a str>,
+    /// The token's expiry.
+    pub exp: u64,
+}
+
+/// A bounded in-memory [`ReplayStore`] for one process.
+///
+/// Entries expire with their tokens. When full of unexpired entries it
+/// refuses new ids (the verifier answers 503) rather than forget one: a
+/// forgotten id could be replayed.
+#[derive(Debug)]
+pub struct MemoryReplayStore {
+    seen: Mutex<HashMap<String, u64>>,
+    capacity: usize,
+    clock: SharedClock,
+}
+
+impl MemoryReplayStore {
+    /// A store for at most `capacity` live ids.
+    pub fn new(capacity: usize, clock: SharedClock) -> Self {
+        MemoryReplayStore {
+            seen: Mutex::new(HashMap::new()),
+            capacity,
+            clock,
+        }
+    }
+
+    /// Number of ids held.
+    pub fn len(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no id is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ReplayStore for MemoryReplayStore {
+    fn first_use<'a>(&'a self, id: &'a str, expires_at: u64) -> StoreFuture<'a, bool> {
+        let now = self.clock.now_secs();
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = if seen.get(id).is_some_and(|exp| *exp >= now) {
+            Ok(false)
+        } else {
+            if seen.len() >= self.capacity {
+                seen.retain(|_, exp| *exp >= now);
+            }
+            if seen.len() >= self.capacity {
+                Err(StoreError("replay store is full".into()))
+            } else {
+                seen.insert(id.to_owned(), expires_at);
+                Ok(true)
+            }
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// An in-memory [`RevocationStore`]: deny-lists of token ids (kept until the
+/// token would expire anyway) and of signing keys.
+#[derive(Debug)]
+pub struct MemoryRevocationStore {
+    jtis: RwLock<HashMap<String, u64>>,
+    keys: RwLock<HashSet<(String, String)>>,
+    clock: SharedClock,
+}
+
+impl MemoryRevocationStore {
+    /// An empty deny-list.
+    pub fn new(clock: SharedClock) -> Self {
+        MemoryRevocationStore {
+            jtis: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashSet::new()),
+            clock,
+        }
+    }
+
+    /// Revokes the token `jti` until `until` (its `exp`).
+    pub fn revoke_jti(&self, jti: &str, until: u64) {
+        let now = self.clock.now_secs();
+        let mut jtis = self.jtis.write().unwrap_or_else(PoisonError::into_inner);
+        jtis.retain(|_, exp| *exp >= now);
+        jtis.insert(jti.to_owned(), until);
+    }
+
+    /// Revokes every token of `iss` signed with key `kid`.
+    pub fn revoke_key(&self, iss: &str, kid: &str) {
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((iss.to_owned(), kid.to_owned()));
+    }
+}
+
+impl RevocationStore for MemoryRevocationStore {
+    fn is_revoked<'a>(&'a self, token: RevocationQuery<'a>) -> StoreFuture<'a, bool> {
+        let by_jti = token.jti.is_some_and(|jti| {
+            self.jtis
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(jti)
+        });
+        let by_key = token.kid.is_some_and(|kid| {
+            self.keys
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&(token.iss.to_owned(), kid.to_owned()))
+        });
+        Box::pin(std::future::ready(Ok(by_jti || by_key)))
+    }
+}

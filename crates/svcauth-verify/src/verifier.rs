@@ -1,0 +1,429 @@
+//! The [`Verifier`]: everything that decides whether a token is accepted,
+//! usable without tower (gRPC servers, custom stacks).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Uri, header};
+use svcauth_core::{RequestBinding, SharedClock};
+use svcauth_jwks::{KeyLookup, KeySource, SignatureError};
+use tracing::Instrument;
+
+use crate::cache::{Entry, VerifiedCache};
+use crate::claims::VerifiedClaims;
+use crate::error::{ErrorKind, VerifyError};
+use crate::metrics::{Metrics, VerifierMetrics};
+use crate::policy::{HmacAlgorithm, Policy, VerifierBuilder};
+use crate::store::{ReplayStore, RevocationQuery, RevocationStore};
+use crate::token::{self, HeaderAlg, Hmac};
+
+pub(crate) enum IssuerKeys {
+    Source(KeySource),
+    Hmac {
+        alg: HmacAlgorithm,
+        key: Box<aws_lc_rs::hmac::Key>,
+    },
+}
+
+pub(crate) struct Issuer {
+    pub(crate) iss: String,
+    pub(crate) keys: IssuerKeys,
+}
+
+impl Issuer {
+    fn generation(&self) -> u64 {
+        match &self.keys {
+            IssuerKeys::Source(source) => source.generation(),
+            IssuerKeys::Hmac { .. } => 0,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) policy: Policy,
+    pub(crate) issuers: Vec<Issuer>,
+    pub(crate) by_iss: HashMap<String, usize>,
+    pub(crate) cache: VerifiedCache,
+    pub(crate) replay: Option<Arc<dyn ReplayStore>>,
+    pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
+    pub(crate) metrics: Metrics,
+    pub(crate) clock: SharedClock,
+}
+
+/// Verifies service tokens. Cheap to clone; clones share the key sources,
+/// the verification cache and the counters.
+///
+/// The checks, in order: size; three segments of strict base64url; header
+/// (`alg` on the allow-list, no `crit`, no `b64: false`, accepted `typ`);
+/// claims of the right JSON types and no duplicate members; `iss` trusted;
+/// `aud`; `exp`, `nbf`, `iat` with leeway and the lifetime cap; the key of
+/// *that* issuer for `kid`, with `alg` pinned on it; the signature; the
+/// revocation store. Then, for bound tokens: the request binding and the
+/// replay store.
+///
+/// See the crate docs for an example.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+/// The parts of a request a binding is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTarget<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The URI (origin-form or absolute).
+    pub uri: &'a Uri,
+    /// The headers (`Host` is read when the URI has no authority).
+    pub headers: &'a HeaderMap,
+}
+
+impl Verifier {
+    /// Starts a verifier for tokens addressed to `audience` (this service).
+    pub fn builder(audience: &str) -> VerifierBuilder {
+        VerifierBuilder::new(audience)
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        Verifier {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The audience this verifier accepts.
+    pub fn audience(&self) -> &str {
+        &self.inner.policy.audience
+    }
+
+    /// The largest body buffered for a binding check.
+    pub fn max_body_bytes(&self) -> usize {
+        self.inner.policy.max_body_bytes
+    }
+
+    /// Verifies an unbound token.
+    ///
+    /// A bound token (one carrying `htm`/`htu`/`body_sha256`) is refused
+    /// here with [`ErrorKind::BindingMismatch`]: use
+    /// [`verify_request`](Verifier::verify_request), which can check it.
+    pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedClaims>, VerifyError> {
+        let result =
+            self.authenticate(token)
+                .await
+                .and_then(|(claims, hit)| match claims.is_bound() {
+                    true => Err(VerifyError::new(ErrorKind::BindingMismatch)),
+                    false => Ok((claims, hit)),
+                });
+        self.record(result)
+    }
+
+    /// Verifies a token for a request: bound tokens must match the request's
+    /// method, URL and `body` (the exact bytes) and are accepted once.
+    /// With `require_binding`, unbound tokens are refused.
+    pub async fn verify_request(
+        &self,
+        token: &str,
+        target: RequestTarget<'_>,
+        body: &[u8],
+        require_binding: bool,
+    ) -> Result<Arc<VerifiedClaims>, VerifyError> {
+        let result = async {
+            let (claims, hit) = self.authenticate(token).await?;
+            if claims.is_bound() {
+                self.check_binding(&claims, target, body)?;
+                self.check_replay(&claims).await?;
+            } else if require_binding {
+                return Err(VerifyError::new(ErrorKind::BindingRequired));
+            }
+            Ok((claims, hit))
+        }
+        .await;
+        self.record(result)
+    }
+
+    /// The counters of outcomes so far.
+    pub fn metrics(&self) -> VerifierMetrics {
+        self.inner.metrics.snapshot()
+    }
+
+    /// Number of tokens in the verification cache.
+    pub fn cache_len(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    pub(crate) fn record(
+        &self,
+        result: Result<(Arc<VerifiedClaims>, bool), VerifyError>,
+    ) -> Result<Arc<VerifiedClaims>, VerifyError> {
+        match result {
+            Ok((claims, hit)) => {
+                self.inner.metrics.accepted(hit);
+                Ok(claims)
+            }
+            Err(error) => {
+                self.reject(&error);
+                Err(error)
+            }
+        }
+    }
+
+    pub(crate) fn reject(&self, error: &VerifyError) {
+        self.inner.metrics.rejected(error.kind());
+        tracing::debug!(reason = error.kind().as_str(), "token rejected");
+    }
+
+    /// The fast path: a token verified before, still valid, under the same
+    /// key set, with no revocation store to consult. No await, no lock, no
+    /// JSON, no signature.
+    pub fn cached(&self, token: &str) -> Option<Arc<VerifiedClaims>> {
+        if self.inner.revocation.is_some() {
+            return None;
+        }
+        let entry = self.cache_hit(token)?;
+        self.inner.metrics.accepted(true);
+        tracing::trace!(
+            iss = entry.claims.iss(),
+            sub = entry.claims.sub(),
+            "token accepted from cache"
+        );
+        Some(entry.claims.clone())
+    }
+
+    fn cache_hit(&self, token: &str) -> Option<Arc<Entry>> {
+        let entry = self.inner.cache.get(token)?;
+        let now = self.inner.clock.now_secs();
+        let fresh = now >= entry.valid_from
+            && now <= entry.valid_until
+            && self.inner.issuers[entry.issuer].generation() == entry.generation;
+        if fresh {
+            Some(entry)
+        } else {
+            self.inner.cache.remove(token);
+            None
+        }
+    }
+
+    /// Signature, claims and revocation; the cache in front. Returns whether
+    /// the answer came from the cache.
+    pub(crate) async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<(Arc<VerifiedClaims>, bool), VerifyError> {
+        if let Some(entry) = self.cache_hit(token) {
+            self.check_revocation(&entry.claims).await?;
+            return Ok((entry.claims.clone(), true));
+        }
+        let span = tracing::debug_span!(
+            "svcauth.verify",
+            outcome = tracing::field::Empty,
+            reason = tracing::field::Empty,
+            iss = tracing::field::Empty,
+            sub = tracing::field::Empty
+        );
+        let result = self.verify_uncached(token).instrument(span.clone()).await;
+        match &result {
+            Ok(claims) => {
+                span.record("outcome", "accepted");
+                span.record("iss", claims.iss());
+                span.record("sub", claims.sub());
+            }
+            Err(error) => {
+                span.record("outcome", "rejected");
+                span.record("reason", error.kind().as_str());
+            }
+        }
+        result.map(|claims| (claims, false))
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Arc<VerifiedClaims>, VerifyError> {
+        let inner = &*self.inner;
+        let policy = &inner.policy;
+        let parsed = token::parse(token, policy.max_token_bytes)?;
+        policy.check_type(parsed.header.typ.as_deref())?;
+        if let HeaderAlg::Asymmetric(alg) = parsed.header.alg
+            && !policy.algorithms.contains(alg)
+        {
+            return Err(ErrorKind::UnsupportedAlgorithm.into());
+        }
+        // The issuer first: an untrusted iss never causes a key lookup or fetch.
+        let index = *inner
+            .by_iss
+            .get(parsed.claims.iss.as_str())
+            .ok_or(ErrorKind::UntrustedIssuer)?;
+        let issuer = &inner.issuers[index];
+        let now = inner.clock.now_secs();
+        policy.check_claims(&parsed.claims, now)?;
+        if parsed.claims.binding().is_err() {
+            return Err(ErrorKind::InvalidClaims.into());
+        }
+
+        // Read before the lookup: if the set is swapped meanwhile, the cache
+        // entry is stale (dropped), never wrongly fresh.
+        let generation = issuer.generation();
+        let kid = parsed.header.kid.as_deref();
+        let alg = match (&issuer.keys, parsed.header.alg) {
+            (IssuerKeys::Source(source), HeaderAlg::Asymmetric(alg)) => {
+                let key = match source.lookup(kid) {
+                    KeyLookup::Found(key) => key,
+                    // Without a kid in a multi-key set nothing would be found
+                    // by fetching either.
+                    KeyLookup::UnknownKid if kid.is_none() => {
+                        return Err(ErrorKind::UnknownKey.into());
+                    }
+                    KeyLookup::Expired => return Err(ErrorKind::KeysUnavailable.into()),
+                    _ => match source.resolve(kid).await {
+                        KeyLookup::Found(key) => key,
+                        KeyLookup::UnknownKid => return Err(ErrorKind::UnknownKey.into()),
+                        _ => return Err(ErrorKind::KeysUnavailable.into()),
+                    },
+                };
+                key.verify(alg, parsed.signing_input.as_bytes(), &parsed.signature)
+                    .map_err(|e| match e {
+                        SignatureError::AlgorithmNotAllowed(_) => ErrorKind::KeyAlgorithmMismatch,
+                        _ => ErrorKind::InvalidSignature,
+                    })?;
+                Some(alg)
+            }
+            (IssuerKeys::Hmac { alg, key }, HeaderAlg::Hmac(used)) if hmac_matches(*alg, used) => {
+                aws_lc_rs::hmac::verify(key, parsed.signing_input.as_bytes(), &parsed.signature)
+                    .map_err(|_| ErrorKind::InvalidSignature)?;
+                None
+            }
+            (IssuerKeys::Source(_), HeaderAlg::Hmac(_)) => {
+                return Err(ErrorKind::UnsupportedAlgorithm.into());
+            }
+            _ => return Err(ErrorKind::KeyAlgorithmMismatch.into()),
+        };
+
+        let leeway = policy.leeway;
+        let claims = Arc::new(VerifiedClaims {
+            valid_from: parsed.claims.nbf.unwrap_or(0).saturating_sub(leeway),
+            claims: parsed.claims,
+            payload: Bytes::from(parsed.payload),
+            kid: parsed.header.kid,
+            alg,
+        });
+        self.check_revocation(&claims).await?;
+        if !claims.is_bound() {
+            inner.cache.insert(
+                token,
+                Entry {
+                    claims: claims.clone(),
+                    valid_from: claims.valid_from,
+                    valid_until: claims.claims.exp.saturating_add(leeway),
+                    issuer: index,
+                    generation,
+                },
+                now,
+            );
+        }
+        Ok(claims)
+    }
+
+    async fn check_revocation(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
+        let Some(store) = &self.inner.revocation else {
+            return Ok(());
+        };
+        let query = RevocationQuery {
+            iss: claims.iss(),
+            jti: claims.jti(),
+            kid: claims.kid(),
+            exp: claims.expires_at(),
+        };
+        match store.is_revoked(query).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(ErrorKind::Revoked.into()),
+            Err(error) => {
+                tracing::warn!(%error, "revocation store unavailable");
+                Err(ErrorKind::StoreUnavailable.into())
+            }
+        }
+    }
+
+    /// Compares the token's binding with the request as received.
+    pub(crate) fn check_binding(
+        &self,
+        claims: &VerifiedClaims,
+        target: RequestTarget<'_>,
+        body: &[u8],
+    ) -> Result<(), VerifyError> {
+        let Ok(Some(bound)) = claims.claims.binding() else {
+            return Err(ErrorKind::BindingRequired.into());
+        };
+        let policy = &self.inner.policy;
+        let (scheme, authority, prefix) = match &policy.public_base_url {
+            Some(base) => (
+                base.scheme_str().unwrap_or("https"),
+                base.authority().map(|a| a.as_str()).unwrap_or(""),
+                base.path().trim_end_matches('/'),
+            ),
+            None => {
+                let host = target.uri.authority().map(|a| a.as_str()).or_else(|| {
+                    target
+                        .headers
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                });
+                (
+                    target.uri.scheme_str().unwrap_or("http"),
+                    host.unwrap_or(""),
+                    "",
+                )
+            }
+        };
+        let path = format!("{prefix}{}", target.uri.path());
+        let expected = RequestBinding::for_parts(target.method, scheme, authority, &path, body)
+            .map_err(|_| ErrorKind::BindingMismatch)?;
+        if expected == bound {
+            Ok(())
+        } else {
+            Err(ErrorKind::BindingMismatch.into())
+        }
+    }
+
+    /// Accepts a bound token once.
+    pub(crate) async fn check_replay(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
+        let Some(store) = &self.inner.replay else {
+            return Ok(());
+        };
+        let jti = claims.jti().ok_or(ErrorKind::MissingJti)?;
+        let id = format!("{}\n{jti}", claims.iss());
+        let until = claims.expires_at().saturating_add(self.inner.policy.leeway);
+        match store.first_use(&id, until).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ErrorKind::Replayed.into()),
+            Err(error) => {
+                tracing::warn!(%error, "replay store unavailable");
+                Err(ErrorKind::StoreUnavailable.into())
+            }
+        }
+    }
+}
+
+fn hmac_matches(configured: HmacAlgorithm, used: Hmac) -> bool {
+    matches!(
+        (configured, used),
+        (HmacAlgorithm::HS256, Hmac::Hs256)
+            | (HmacAlgorithm::HS384, Hmac::Hs384)
+            | (HmacAlgorithm::HS512, Hmac::Hs512)
+    )
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("audience", &self.inner.policy.audience)
+            .field(
+                "issuers",
+                &self
+                    .inner
+                    .issuers
+                    .iter()
+                    .map(|i| &i.iss)
+                    .collect::<Vec<_>>(),
+            )
+            .field("algorithms", &self.inner.policy.algorithms)
+            .finish_non_exhaustive()
+    }
+}
