@@ -33,6 +33,7 @@ pub(crate) struct Issuer {
 }
 
 impl Issuer {
+    /// The generation of the issuer's current key set.
     fn generation(&self) -> u64 {
         match &self.keys {
             IssuerKeys::Source(source) => source.generation(),
@@ -258,25 +259,27 @@ impl Verifier {
             return Err(ErrorKind::InvalidClaims.into());
         }
 
-        // Read before the lookup: if the set is swapped meanwhile, the cache
-        // entry is stale (dropped), never wrongly fresh.
-        let generation = issuer.generation();
         let kid = parsed.header.kid.as_deref();
+        // The generation of the very set the key came from: if the set is
+        // swapped later, the cache entry made here stops answering.
+        let mut generation = 0;
         let alg = match (&issuer.keys, parsed.header.alg) {
             (IssuerKeys::Source(source), HeaderAlg::Asymmetric(alg)) => {
-                let key = match source.lookup(kid) {
-                    KeyLookup::Found(key) => key,
-                    // Without a kid in a multi-key set nothing would be found
-                    // by fetching either.
-                    KeyLookup::UnknownKid if kid.is_none() => {
+                let (found, seen) = match source.lookup_versioned(kid) {
+                    // Without a kid in a multi-key set, fetching would not help.
+                    (KeyLookup::UnknownKid, _) if kid.is_none() => {
                         return Err(ErrorKind::UnknownKey.into());
                     }
-                    KeyLookup::Expired => return Err(ErrorKind::KeysUnavailable.into()),
-                    _ => match source.resolve(kid).await {
-                        KeyLookup::Found(key) => key,
-                        KeyLookup::UnknownKid => return Err(ErrorKind::UnknownKey.into()),
-                        _ => return Err(ErrorKind::KeysUnavailable.into()),
-                    },
+                    (KeyLookup::UnknownKid | KeyLookup::NotLoaded, _) => {
+                        source.resolve_versioned(kid).await
+                    }
+                    found => found,
+                };
+                generation = seen;
+                let key = match found {
+                    KeyLookup::Found(key) => key,
+                    KeyLookup::UnknownKid => return Err(ErrorKind::UnknownKey.into()),
+                    _ => return Err(ErrorKind::KeysUnavailable.into()),
                 };
                 key.verify(alg, parsed.signing_input.as_bytes(), &parsed.signature)
                     .map_err(|e| match e {

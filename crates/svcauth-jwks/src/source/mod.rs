@@ -8,7 +8,6 @@ mod remote;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -58,6 +57,8 @@ pub(crate) struct Snapshot {
     /// Clock time until which the set is fresh (Cache-Control, clamped).
     pub(crate) fresh_until: Duration,
     pub(crate) etag: Option<String>,
+    /// Bumped whenever the keys change.
+    pub(crate) generation: u64,
 }
 
 /// The public keys of one trusted issuer: cheap to [`Clone`], shared by every
@@ -105,9 +106,6 @@ struct Inner {
     /// Where the keys come from, for logs and stats.
     origin: String,
     state: ArcSwap<Snapshot>,
-    /// Bumped whenever the keys change; caches of verified tokens drop
-    /// entries made under another generation.
-    generation: AtomicU64,
     clock: SharedClock,
     remote: Option<remote::Remote>,
 }
@@ -228,8 +226,8 @@ impl KeySource {
                     fetched_at: now,
                     fresh_until: Duration::MAX,
                     etag: None,
+                    generation: u64::from(loaded),
                 }),
-                generation: AtomicU64::new(u64::from(loaded)),
                 clock,
                 remote,
             }),
@@ -238,7 +236,18 @@ impl KeySource {
 
     /// Finds the key for `kid` in the current set, without any I/O.
     pub fn lookup(&self, kid: Option<&str>) -> KeyLookup {
+        self.lookup_versioned(kid).0
+    }
+
+    /// [`lookup`](KeySource::lookup), with the [`generation`](KeySource::generation)
+    /// of the very set the answer came from, so a cache of verifications can
+    /// tie its entries to it.
+    pub fn lookup_versioned(&self, kid: Option<&str>) -> (KeyLookup, u64) {
         let snapshot = self.inner.state.load();
+        (self.lookup_in(&snapshot, kid), snapshot.generation)
+    }
+
+    fn lookup_in(&self, snapshot: &Snapshot, kid: Option<&str>) -> KeyLookup {
         if !snapshot.loaded {
             return KeyLookup::NotLoaded;
         }
@@ -265,8 +274,14 @@ impl KeySource {
     /// cooldown and costs each caller one atomic load. A static source never
     /// fetches.
     pub async fn resolve(&self, kid: Option<&str>) -> KeyLookup {
-        let first = self.lookup(kid);
-        if matches!(first, KeyLookup::Found(_)) {
+        self.resolve_versioned(kid).await.0
+    }
+
+    /// [`resolve`](KeySource::resolve), with the generation of the set the
+    /// answer came from.
+    pub async fn resolve_versioned(&self, kid: Option<&str>) -> (KeyLookup, u64) {
+        let first = self.lookup_versioned(kid);
+        if matches!(first.0, KeyLookup::Found(_)) {
             return first;
         }
         let Some(remote) = &self.inner.remote else {
@@ -277,7 +292,7 @@ impl KeySource {
             return first;
         }
         let _ = self.fetch(false).await;
-        self.lookup(kid)
+        self.lookup_versioned(kid)
     }
 
     /// Fetches the set now (sharing a fetch already under way), whatever the
@@ -299,7 +314,7 @@ impl KeySource {
 
     /// A number that changes whenever the key set changes.
     pub fn generation(&self) -> u64 {
-        self.inner.generation.load(Ordering::Acquire)
+        self.inner.state.load().generation
     }
 
     /// Whether a set has ever been loaded.
@@ -345,11 +360,13 @@ impl KeySource {
         }
     }
 
-    fn store(&self, snapshot: Snapshot, changed: bool) {
+    /// Swaps in a new snapshot; `changed` keys get a new generation. Only
+    /// the fetch path calls this, under the fetch lock, so the read of the
+    /// previous generation cannot race another store.
+    fn store(&self, mut snapshot: Snapshot, changed: bool) {
+        let previous = self.inner.state.load().generation;
+        snapshot.generation = previous + u64::from(changed);
         self.inner.state.store(Arc::new(snapshot));
-        if changed {
-            self.inner.generation.fetch_add(1, Ordering::AcqRel);
-        }
     }
 }
 

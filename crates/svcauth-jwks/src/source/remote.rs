@@ -399,6 +399,7 @@ impl KeySource {
                         fetched_at: now,
                         fresh_until: now + ttl,
                         etag: old.etag.clone(),
+                        generation: 0,
                     },
                     false,
                 );
@@ -440,6 +441,7 @@ impl KeySource {
                         fetched_at: now,
                         fresh_until: now + ttl,
                         etag,
+                        generation: 0,
                     },
                     changed,
                 );

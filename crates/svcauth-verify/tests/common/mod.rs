@@ -1,0 +1,88 @@
+//! Shared fixtures: keys, real JWKS servers on loopback, token minting.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::routing::get;
+use serde_json::{Value, json};
+use svcauth_core::{Algorithm, b64};
+use svcauth_jwks::SigningKey;
+
+pub const AUD: &str = "https://b.internal";
+pub const ISS_A: &str = "https://a.internal";
+pub const ISS_B: &str = "https://other.internal";
+
+/// A JWKS (or any JSON) server on a free loopback port that counts requests.
+pub struct JsonServer {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl JsonServer {
+    pub async fn start(body: Value) -> JsonServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let body = body.to_string();
+        let app = Router::new().fallback(get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        JsonServer { addr, hits }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/jwks.json", self.addr)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+pub fn jwks(keys: &[&SigningKey]) -> Value {
+    json!({ "keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() })
+}
+
+/// A compact JWS from a header and claims as given, signed by `key`.
+pub fn sign(header: &Value, claims: &Value, key: &SigningKey) -> String {
+    sign_raw(
+        &b64::encode(header.to_string()),
+        &b64::encode(claims.to_string()),
+        key,
+    )
+}
+
+/// A compact JWS from already-encoded segments.
+pub fn sign_raw(header: &str, payload: &str, key: &SigningKey) -> String {
+    let input = format!("{header}.{payload}");
+    let signature = key.sign(input.as_bytes()).unwrap();
+    format!("{input}.{}", b64::encode(signature))
+}
+
+pub fn header_for(key: &SigningKey) -> Value {
+    json!({ "alg": key.algorithm().as_str(), "typ": "JWT", "kid": key.kid() })
+}
+
+pub fn claims_at(now: u64) -> Value {
+    json!({ "iss": ISS_A, "sub": ISS_A, "aud": AUD, "iat": now, "exp": now + 300, "jti": format!("j{}", rand_u64()) })
+}
+
+pub fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+pub fn keys_per_algorithm() -> Vec<SigningKey> {
+    Algorithm::ALL
+        .into_iter()
+        .map(|a| SigningKey::generate(a).unwrap())
+        .collect()
+}
