@@ -68,7 +68,3 @@ pub use source::{
     KeySource, KeySourceStats, MAX_TTL, MIN_TTL, RemoteBuilder,
 };
 
-/// The README's snippets, compiled as doc tests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;
