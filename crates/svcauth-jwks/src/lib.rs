@@ -67,4 +67,3 @@ pub use source::{
     DEFAULT_COOLDOWN, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_STALENESS, DEFAULT_TTL, KeyLookup,
     KeySource, KeySourceStats, MAX_TTL, MIN_TTL, RemoteBuilder,
 };
-

@@ -1,0 +1,139 @@
+//! The per-audience token cache: reuse until a refresh point, refresh in the
+//! background by one task per audience, never hand out a token about to
+//! expire.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+
+use arc_swap::ArcSwapOption;
+
+use crate::token::{OnBehalfOf, Token};
+
+pub(crate) struct Cached {
+    pub(crate) token: Token,
+    /// Clock time (ms) from which a background refresh is started.
+    pub(crate) refresh_at: u64,
+    /// Clock time (ms) after which the token is not handed out any more.
+    pub(crate) usable_until: u64,
+}
+
+pub(crate) struct Slot {
+    pub(crate) audience: String,
+    pub(crate) on_behalf_of: Option<OnBehalfOf>,
+    pub(crate) current: ArcSwapOption<Cached>,
+    pub(crate) refreshing: AtomicBool,
+    /// No background refresh before this clock time (ms): backoff after failures.
+    pub(crate) next_attempt: AtomicU64,
+    pub(crate) failures: AtomicU32,
+    pub(crate) mint: tokio::sync::Mutex<()>,
+}
+
+/// What the cache has for a slot right now.
+pub(crate) enum Fresh {
+    /// Use it.
+    Yes(Token),
+    /// Use it, and start a background refresh.
+    Refresh(Token),
+    /// Nothing usable: mint before the call.
+    No,
+}
+
+impl Slot {
+    fn new(audience: &str, on_behalf_of: Option<OnBehalfOf>) -> Self {
+        Slot {
+            audience: audience.to_owned(),
+            on_behalf_of,
+            current: ArcSwapOption::empty(),
+            refreshing: AtomicBool::new(false),
+            next_attempt: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
+            mint: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn fresh(&self, now_ms: u64) -> Fresh {
+        match &*self.current.load() {
+            Some(c) if now_ms < c.refresh_at => Fresh::Yes(c.token.clone()),
+            Some(c) if now_ms < c.usable_until => Fresh::Refresh(c.token.clone()),
+            _ => Fresh::No,
+        }
+    }
+}
+
+type Map = papaya::HashMap<Box<str>, Arc<Slot>, foldhash::fast::RandomState>;
+
+pub(crate) struct TokenCache {
+    slots: Map,
+    capacity: usize,
+}
+
+impl TokenCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        TokenCache {
+            slots: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .capacity(capacity.min(1024))
+                .build(),
+            capacity,
+        }
+    }
+
+    /// The slot of the service's own tokens for `audience`, if any. No
+    /// allocation: the hot path.
+    pub(crate) fn get(&self, audience: &str) -> Option<Arc<Slot>> {
+        self.slots.pin().get(audience).cloned()
+    }
+
+    /// The slot for `audience` (and a delegation), created if needed.
+    pub(crate) fn slot(
+        &self,
+        audience: &str,
+        on_behalf_of: Option<&OnBehalfOf>,
+        now_ms: u64,
+    ) -> Arc<Slot> {
+        let key = match on_behalf_of {
+            None => audience.to_owned(),
+            // The subject token itself is never a key: its SHA-256 is.
+            Some(obo) => {
+                let (tag, value) = match obo {
+                    OnBehalfOf::Subject(s) => ("sub", s.as_str()),
+                    OnBehalfOf::SubjectToken(t) => ("tok", t.as_str()),
+                };
+                let digest =
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
+                format!(
+                    "{audience}\u{0}{tag}\u{0}{}",
+                    svcauth_core::b64::encode(digest)
+                )
+            }
+        };
+        let slots = self.slots.pin();
+        if let Some(slot) = slots.get(key.as_str()) {
+            return slot.clone();
+        }
+        if slots.len() >= self.capacity {
+            slots.retain(|_, s| {
+                s.current
+                    .load()
+                    .as_ref()
+                    .is_some_and(|c| c.usable_until > now_ms)
+            });
+            if slots.len() >= self.capacity {
+                let excess = slots.len() + 1 - self.capacity + self.capacity / 8;
+                let victims: Vec<Box<str>> = slots.keys().take(excess).cloned().collect();
+                for key in victims {
+                    slots.remove(&key);
+                }
+            }
+        }
+        slots
+            .get_or_insert_with(key.into_boxed_str(), || {
+                Arc::new(Slot::new(audience, on_behalf_of.cloned()))
+            })
+            .clone()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+}

@@ -1,0 +1,91 @@
+//! Errors of the signing side.
+
+use svcauth_core::BindingError;
+use svcauth_jwks::KeyError;
+
+/// A token could not be attached. Service errors of the signing layer are
+/// `BoxError`s; downcast to this type to match on the cause.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// No audience is known for the destination and the signer is set to
+    /// refuse such requests.
+    #[error("no audience is configured for {0}")]
+    NoAudience(String),
+    /// A plain-http destination that is not loopback, with a token required.
+    #[error("refusing to send a token over plain http to {0}")]
+    InsecureDestination(String),
+    /// The request URL has no scheme or host.
+    #[error("the request URL is not absolute")]
+    RelativeUrl,
+    /// A bound request whose body is a stream of unknown length.
+    #[error("a request-bound token needs the whole body, and this body is a stream")]
+    UnhashableBody,
+    /// A bound request whose body exceeds the limit.
+    #[error("the body of a bound request exceeds {0} bytes")]
+    BodyTooLarge(usize),
+    /// The body could not be read.
+    #[error("reading the request body failed: {0}")]
+    Body(String),
+    /// The request cannot be bound.
+    #[error("cannot bind the request: {0}")]
+    Binding(#[from] BindingError),
+    /// The signing key failed.
+    #[error("signing failed: {0}")]
+    Key(String),
+    /// The token source cannot do what was asked (binding or delegation).
+    #[error("the token source does not support {0}")]
+    Unsupported(&'static str),
+    /// The token endpoint answered with an OAuth error.
+    #[error("token endpoint answered HTTP {status}{}", error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    TokenEndpoint {
+        /// The HTTP status.
+        status: u16,
+        /// The OAuth `error` code, such as `invalid_client`.
+        error: Option<String>,
+    },
+    /// The token endpoint's answer is not a usable token response.
+    #[error("token endpoint response unusable: {0}")]
+    TokenResponse(String),
+    /// The token endpoint could not be reached.
+    #[error("token endpoint unreachable: {0}")]
+    Transport(String),
+}
+
+impl SignError {
+    /// Whether trying again later may succeed (transport failures, 5xx, 429).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SignError::Transport(_) => true,
+            SignError::TokenEndpoint { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+impl From<KeyError> for SignError {
+    fn from(e: KeyError) -> Self {
+        SignError::Key(e.to_string())
+    }
+}
+
+/// A signer or token source could not be configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Token lifetimes are capped at one hour.
+    #[error("token lifetime must be between 1 second and 1 hour")]
+    Lifetime,
+    /// An issuer or client id is empty.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    /// A URL is invalid or insecure.
+    #[error("invalid or insecure URL {0:?} (https, or http only to loopback)")]
+    Url(String),
+    /// An origin in the audience map is not `scheme://host[:port]`.
+    #[error("invalid origin {0:?}")]
+    Origin(String),
+    /// Another bound is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(&'static str),
+}

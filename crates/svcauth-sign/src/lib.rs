@@ -1,0 +1,87 @@
+//! svcauth outbound: every request a service makes carries a short-lived
+//! token minted for exactly the service it calls.
+//!
+//! * [`Signer`]: decides the audience of each destination (a per-request
+//!   [`TargetAudience`], else an origin map, else a closure; no audience, no
+//!   token), caches tokens per audience and refreshes them ahead of expiry.
+//! * Token sources ([`TokenSource`]): [`SelfSigned`] (the default: signed
+//!   with the service's own [`svcauth_jwks::KeyRing`]), [`ClientCredentials`]
+//!   and [`TokenExchange`] at an STS.
+//! * [`SignLayer`]: a tower layer for `http::Request` clients (hyper-util,
+//!   tonic) and for `reqwest::Client`; [`Signer::sign`] for a reqwest
+//!   `RequestBuilder`; [`SignMiddleware`] for reqwest-middleware (feature
+//!   `reqwest-middleware`).
+//! * Bound mode ([`SignerBuilder::bound_audience`], [`BindRequest`]): a
+//!   fresh token per request carrying `htm`, `htu` and `body_sha256`.
+//!
+//! Tokens never go to a destination without an audience, nor over plain
+//! http to a host that is not loopback (unless the `danger_` option says so),
+//! and a request that already has an `Authorization` header keeps it.
+//!
+//! # Example
+//!
+//! A client signs for `https://b.internal`; the token verifies with
+//! `svcauth-verify`, and a request to an unmapped host carries no token.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use bytes::Bytes;
+//! use http::Request;
+//! use http_body_util::Full;
+//! use svcauth_core::Algorithm;
+//! use svcauth_jwks::{KeyRing, KeySet, KeySource, SigningKey};
+//! use svcauth_sign::{SignLayer, Signer};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! let ring = KeyRing::new(SigningKey::generate(Algorithm::EdDSA).unwrap());
+//! let signer = Signer::self_signed("https://a.internal", ring.clone()).unwrap()
+//!     .audience("https://b.internal", "https://b.internal")
+//!     .build()
+//!     .unwrap();
+//!
+//! // A stand-in for the HTTP client: it returns the Authorization header it got.
+//! let client = ServiceBuilder::new().layer(SignLayer::new(signer)).service(service_fn(
+//!     |req: Request<Full<Bytes>>| async move {
+//!         Ok::<_, std::convert::Infallible>(req.headers().get("authorization").cloned())
+//!     },
+//! ));
+//!
+//! let to_b = Request::get("https://b.internal/orders").body(Full::default()).unwrap();
+//! let header = client.clone().oneshot(to_b).await.unwrap().unwrap();
+//! let token = header.to_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+//!
+//! let keys = KeySource::fixed(KeySet::from_jwks(ring.state().jwks(), 65536).unwrap());
+//! let verifier = svcauth_verify::Verifier::builder("https://b.internal")
+//!     .trust("https://a.internal", keys).build().unwrap();
+//! assert_eq!(verifier.verify(&token).await.unwrap().sub(), "https://a.internal");
+//!
+//! let elsewhere = Request::get("https://example.com/").body(Full::default()).unwrap();
+//! assert!(client.oneshot(elsewhere).await.unwrap().is_none());
+//! # }
+//! ```
+
+mod cache;
+mod error;
+mod future;
+mod layer;
+mod oauth;
+mod reqwest;
+mod self_signed;
+mod service;
+mod signer;
+mod token;
+
+pub use error::{ConfigError, SignError};
+pub use future::{BoxError, ResponseFuture};
+pub use layer::SignLayer;
+pub use oauth::{AudienceParameter, ClientAuth, ClientCredentials, StsClient, TokenExchange};
+#[cfg(feature = "reqwest-middleware")]
+pub use reqwest::SignMiddleware;
+pub use self_signed::{BACKDATE, DEFAULT_LIFETIME, MAX_LIFETIME, SelfSigned};
+pub use service::Sign;
+pub use signer::{
+    BindRequest, DEFAULT_MAX_AUDIENCES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REFRESH_AT,
+    DEFAULT_SAFETY_MARGIN, Destination, Signer, SignerBuilder, SignerMetrics, TargetAudience,
+};
+pub use token::{BoxFuture, OnBehalfOf, Token, TokenRequest, TokenSource};

@@ -1,0 +1,365 @@
+//! Tokens from an STS: OAuth 2.0 client credentials (RFC 6749 §4.4) and
+//! token exchange (RFC 8693), with the client authenticated by
+//! `private_key_jwt` (RFC 7523, preferred: no long-lived secret crosses the
+//! wire) or `client_secret_basic` (RFC 6749 §2.3.1).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use svcauth_core::{SharedClock, b64, system_clock};
+use svcauth_jwks::SigningKey;
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::error::{ConfigError, SignError};
+use crate::self_signed::{compact_jws, random_id};
+use crate::token::{BoxFuture, OnBehalfOf, Token, TokenRequest, TokenSource};
+
+const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Attempts for a transient failure (5xx, 429, transport), backing off.
+const ATTEMPTS: u32 = 3;
+const BACKOFF: Duration = Duration::from_millis(200);
+
+/// How the client proves who it is to the token endpoint.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// A short-lived JWT signed with the client's private key (RFC 7523).
+    PrivateKeyJwt(Arc<SigningKey>),
+    /// HTTP Basic with a shared secret (held in memory only, zeroed on drop).
+    ClientSecretBasic(Arc<Zeroizing<String>>),
+}
+
+impl ClientAuth {
+    /// `private_key_jwt` with `key`.
+    pub fn private_key_jwt(key: SigningKey) -> Self {
+        ClientAuth::PrivateKeyJwt(Arc::new(key))
+    }
+
+    /// `client_secret_basic` with `secret`.
+    pub fn client_secret_basic(secret: impl Into<String>) -> Self {
+        ClientAuth::ClientSecretBasic(Arc::new(Zeroizing::new(secret.into())))
+    }
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientAuth::PrivateKeyJwt(key) => {
+                f.debug_tuple("PrivateKeyJwt").field(&key.kid()).finish()
+            }
+            ClientAuth::ClientSecretBasic(_) => f.write_str("ClientSecretBasic(<redacted>)"),
+        }
+    }
+}
+
+/// The form parameter that names the audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AudienceParameter {
+    /// `resource` (RFC 8707), the default.
+    #[default]
+    Resource,
+    /// `audience` (RFC 8693 §2.1, and some providers' client credentials).
+    Audience,
+}
+
+/// A client of one token endpoint, shared by [`ClientCredentials`] and
+/// [`TokenExchange`].
+#[derive(Clone)]
+pub struct StsClient {
+    endpoint: Url,
+    client_id: String,
+    auth: ClientAuth,
+    audience_parameter: AudienceParameter,
+    scope: Option<String>,
+    http: reqwest::Client,
+    clock: SharedClock,
+}
+
+impl StsClient {
+    /// A client of `token_endpoint` (https, or http to loopback) as `client_id`.
+    pub fn new(
+        token_endpoint: &str,
+        client_id: &str,
+        auth: ClientAuth,
+    ) -> Result<Self, ConfigError> {
+        let endpoint =
+            Url::parse(token_endpoint).map_err(|_| ConfigError::Url(token_endpoint.to_owned()))?;
+        let loopback = match endpoint.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if endpoint.scheme() != "https" && !(endpoint.scheme() == "http" && loopback) {
+            return Err(ConfigError::Url(token_endpoint.to_owned()));
+        }
+        if client_id.is_empty() {
+            return Err(ConfigError::Empty("client_id"));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a reqwest client with these settings always builds");
+        Ok(StsClient {
+            endpoint,
+            client_id: client_id.to_owned(),
+            auth,
+            audience_parameter: AudienceParameter::default(),
+            scope: None,
+            http,
+            clock: system_clock(),
+        })
+    }
+
+    /// Which form parameter names the audience (default `resource`).
+    #[must_use]
+    pub fn audience_parameter(mut self, parameter: AudienceParameter) -> Self {
+        self.audience_parameter = parameter;
+        self
+    }
+
+    /// A `scope` to ask for with every token.
+    #[must_use]
+    pub fn scope(mut self, scope: &str) -> Self {
+        self.scope = Some(scope.to_owned());
+        self
+    }
+
+    /// The clock (for client assertions and expiry).
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn audience_form(&self, audience: &str) -> (&'static str, String) {
+        let name = match self.audience_parameter {
+            AudienceParameter::Resource => "resource",
+            AudienceParameter::Audience => "audience",
+        };
+        (name, audience.to_owned())
+    }
+
+    /// POSTs a token request, retrying transient failures with backoff.
+    async fn request(&self, mut form: Vec<(&'static str, String)>) -> Result<Token, SignError> {
+        if let Some(scope) = &self.scope {
+            form.push(("scope", scope.clone()));
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.request_once(&form).await {
+                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                    let delay = BACKOFF * 2u32.pow(attempt - 1);
+                    tracing::warn!(error = %e, attempt, "token endpoint failed; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn request_once(&self, form: &[(&'static str, String)]) -> Result<Token, SignError> {
+        let mut form = form.to_vec();
+        let mut request = self.http.post(self.endpoint.clone());
+        // The credential is used here only, when a token must be fetched.
+        match &self.auth {
+            ClientAuth::PrivateKeyJwt(key) => {
+                let now = self.clock.now_secs();
+                let assertion = serde_json::json!({
+                    "iss": self.client_id, "sub": self.client_id, "aud": self.endpoint.as_str(),
+                    "jti": random_id(), "iat": now, "exp": now + 60,
+                });
+                form.push(("client_assertion_type", ASSERTION_TYPE.to_owned()));
+                form.push(("client_assertion", compact_jws(key, &assertion)?));
+                form.push(("client_id", self.client_id.clone()));
+            }
+            ClientAuth::ClientSecretBasic(secret) => {
+                let encode = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                let pair =
+                    Zeroizing::new(format!("{}:{}", encode(&self.client_id), encode(secret)));
+                let basic = base64::engine::general_purpose::STANDARD.encode(pair.as_bytes());
+                let mut value = http::HeaderValue::try_from(format!("Basic {basic}"))
+                    .map_err(|_| SignError::Key("client secret cannot be sent".into()))?;
+                value.set_sensitive(true);
+                request = request.header(http::header::AUTHORIZATION, value);
+            }
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let response = request
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SignError::Transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SignError::Transport(e.to_string()))?;
+        if status != 200 {
+            #[derive(Deserialize)]
+            struct OAuthError {
+                error: String,
+            }
+            let error = serde_json::from_slice::<OAuthError>(&bytes)
+                .ok()
+                .map(|e| e.error.chars().take(64).collect());
+            return Err(SignError::TokenEndpoint { status, error });
+        }
+        self.parse(&bytes)
+    }
+
+    fn parse(&self, bytes: &[u8]) -> Result<Token, SignError> {
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            access_token: String,
+            #[serde(default)]
+            token_type: Option<String>,
+            #[serde(default)]
+            expires_in: Option<u64>,
+        }
+        let response: TokenResponse = serde_json::from_slice(bytes)
+            .map_err(|e| SignError::TokenResponse(format!("not a token response: {e}")))?;
+        if let Some(kind) = &response.token_type
+            && !kind.eq_ignore_ascii_case("bearer")
+            && kind != "N_A"
+        {
+            return Err(SignError::TokenResponse(format!(
+                "token_type {kind:?} is not Bearer"
+            )));
+        }
+        let now = self.clock.now_secs();
+        // Without expires_in, the JWT's own exp (read, not trusted: only to
+        // know when to ask again), else a conservative minute.
+        let expires_at = match response.expires_in {
+            Some(secs) => now + secs,
+            None => jwt_exp(&response.access_token).unwrap_or(now + 60),
+        };
+        Token::new(&response.access_token, now, expires_at)
+    }
+}
+
+fn jwt_exp(token: &str) -> Option<u64> {
+    let payload = token.split('.').nth(1)?;
+    let claims: serde_json::Value = serde_json::from_slice(&b64::decode(payload).ok()?).ok()?;
+    claims.get("exp")?.as_u64()
+}
+
+impl fmt::Debug for StsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StsClient")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client_id", &self.client_id)
+            .field("auth", &self.auth)
+            .field("audience_parameter", &self.audience_parameter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tokens from the client credentials grant, one per audience.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    sts: StsClient,
+}
+
+impl ClientCredentials {
+    /// Asks `sts` for tokens as the client itself.
+    pub fn new(sts: StsClient) -> Self {
+        ClientCredentials { sts }
+    }
+}
+
+impl TokenSource for ClientCredentials {
+    fn token<'a>(&'a self, request: TokenRequest<'a>) -> BoxFuture<'a, Result<Token, SignError>> {
+        Box::pin(async move {
+            if request.binding.is_some() {
+                return Err(SignError::Unsupported(
+                    "request binding (an STS token cannot be bound)",
+                ));
+            }
+            if request.on_behalf_of.is_some() {
+                return Err(SignError::Unsupported("delegation (use TokenExchange)"));
+            }
+            let form = vec![
+                ("grant_type", GRANT_CLIENT_CREDENTIALS.to_owned()),
+                self.sts.audience_form(request.audience),
+            ];
+            let token = self.sts.request(form).await?;
+            tracing::debug!(
+                aud = request.audience,
+                "token obtained by client credentials"
+            );
+            Ok(token)
+        })
+    }
+}
+
+/// Tokens from RFC 8693 token exchange: the user's inbound token
+/// ([`OnBehalfOf::SubjectToken`]) for a token addressed to the next audience.
+#[derive(Debug, Clone)]
+pub struct TokenExchange {
+    sts: StsClient,
+    subject_token_type: String,
+}
+
+impl TokenExchange {
+    /// Exchanges subject tokens (access tokens) at `sts`.
+    pub fn new(sts: StsClient) -> Self {
+        TokenExchange {
+            sts,
+            subject_token_type: TOKEN_TYPE_ACCESS.to_owned(),
+        }
+    }
+
+    /// The `subject_token_type` URN (default the access-token type).
+    #[must_use]
+    pub fn subject_token_type(mut self, urn: &str) -> Self {
+        self.subject_token_type = urn.to_owned();
+        self
+    }
+}
+
+impl TokenSource for TokenExchange {
+    fn token<'a>(&'a self, request: TokenRequest<'a>) -> BoxFuture<'a, Result<Token, SignError>> {
+        Box::pin(async move {
+            let Some(OnBehalfOf::SubjectToken(subject)) = request.on_behalf_of else {
+                return Err(SignError::Unsupported(
+                    "a call without a subject token (token exchange needs one)",
+                ));
+            };
+            if request.binding.is_some() {
+                return Err(SignError::Unsupported(
+                    "request binding (an STS token cannot be bound)",
+                ));
+            }
+            let form = vec![
+                ("grant_type", GRANT_TOKEN_EXCHANGE.to_owned()),
+                ("subject_token", subject.clone()),
+                ("subject_token_type", self.subject_token_type.clone()),
+                ("requested_token_type", TOKEN_TYPE_ACCESS.to_owned()),
+                self.sts.audience_form(request.audience),
+            ];
+            let token = self.sts.request(form).await?;
+            tracing::debug!(aud = request.audience, "token obtained by token exchange");
+            Ok(token)
+        })
+    }
+}

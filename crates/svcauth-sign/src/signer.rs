@@ -1,0 +1,544 @@
+//! The [`Signer`]: which destination gets which token, and the cache.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::{Extensions, HeaderValue, Method};
+use svcauth_core::{RequestBinding, SharedClock, system_clock};
+use svcauth_jwks::KeyRing;
+
+use crate::cache::{Cached, Fresh, Slot, TokenCache};
+use crate::error::{ConfigError, SignError};
+use crate::self_signed::SelfSigned;
+use crate::token::{OnBehalfOf, Token, TokenRequest, TokenSource};
+
+/// Default refresh point: 80% of a token's lifetime.
+pub const DEFAULT_REFRESH_AT: f64 = 0.8;
+/// Default safety margin: a token with less than this left is not used.
+pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(30);
+/// Default number of audiences (and delegations) cached.
+pub const DEFAULT_MAX_AUDIENCES: usize = 1024;
+/// Default largest body hashed for a bound request: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A request extension naming the audience of this one request, ahead of
+/// the signer's destination map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetAudience(pub String);
+
+/// A request extension: bind (or with `false`, do not bind) this request's
+/// token to the request, whatever the destination's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindRequest(pub bool);
+
+/// The destination of a request, as the signer sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// The host, without brackets for IPv6.
+    pub host: &'a str,
+    /// The port, explicit or the scheme's default.
+    pub port: u16,
+    /// The path (for binding).
+    pub path: &'a str,
+}
+
+impl Destination<'_> {
+    fn origin(&self) -> String {
+        format!(
+            "{}://{}:{}",
+            self.scheme.to_ascii_lowercase(),
+            self.host.to_ascii_lowercase(),
+            self.port
+        )
+    }
+
+    fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.to_owned()
+        };
+        format!("{host}:{}", self.port)
+    }
+
+    fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// What to do for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Send it without a token.
+    Skip,
+    /// Attach a token for `audience`, bound to the request or not.
+    Token { audience: String, bind: bool },
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    audience: String,
+    bind: bool,
+}
+
+type Resolver = Arc<dyn Fn(&Destination<'_>) -> Option<String> + Send + Sync>;
+
+/// Counts of the signer's work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SignerMetrics {
+    /// Tokens minted or fetched from the source.
+    pub mints: u64,
+    /// Requests served from the token cache.
+    pub cache_hits: u64,
+    /// Background refreshes that failed (the cached token stayed in use).
+    pub refresh_failures: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    mints: AtomicU64,
+    cache_hits: AtomicU64,
+    refresh_failures: AtomicU64,
+}
+
+struct Inner {
+    source: Arc<dyn TokenSource>,
+    cache: TokenCache,
+    routes: HashMap<String, Route>,
+    resolver: Option<Resolver>,
+    refuse_without_audience: bool,
+    allow_insecure_http: bool,
+    refresh_at: f64,
+    safety_margin: u64,
+    max_body_bytes: usize,
+    clock: SharedClock,
+    counters: Counters,
+}
+
+/// Gets tokens for outbound requests: decides the audience of each
+/// destination, caches tokens per audience, and refreshes them ahead of
+/// expiry. Cheap to clone; the layers and the reqwest integrations share it.
+///
+/// See the crate docs for an example.
+#[derive(Clone)]
+pub struct Signer {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`Signer`].
+#[must_use]
+pub struct SignerBuilder {
+    source: Arc<dyn TokenSource>,
+    routes: Vec<(String, Route)>,
+    resolver: Option<Resolver>,
+    refuse_without_audience: bool,
+    allow_insecure_http: bool,
+    refresh_at: f64,
+    safety_margin: Duration,
+    max_audiences: usize,
+    max_body_bytes: usize,
+    clock: SharedClock,
+}
+
+impl SignerBuilder {
+    /// Requests to `origin` (`scheme://host[:port]`) get tokens for `audience`.
+    pub fn audience(mut self, origin: &str, audience: &str) -> Self {
+        self.routes.push((
+            origin.to_owned(),
+            Route {
+                audience: audience.to_owned(),
+                bind: false,
+            },
+        ));
+        self
+    }
+
+    /// Requests to `origin` get a fresh token per request, bound to the
+    /// method, URL and body (`htm`, `htu`, `body_sha256`).
+    pub fn bound_audience(mut self, origin: &str, audience: &str) -> Self {
+        self.routes.push((
+            origin.to_owned(),
+            Route {
+                audience: audience.to_owned(),
+                bind: true,
+            },
+        ));
+        self
+    }
+
+    /// A fallback for destinations not in the map.
+    pub fn resolve_with(
+        mut self,
+        resolver: impl Fn(&Destination<'_>) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.resolver = Some(Arc::new(resolver));
+        self
+    }
+
+    /// Requests with no audience (or to plain-http non-loopback hosts) fail
+    /// with [`SignError::NoAudience`] / [`SignError::InsecureDestination`]
+    /// instead of going out without a token.
+    pub fn refuse_without_audience(mut self) -> Self {
+        self.refuse_without_audience = true;
+        self
+    }
+
+    /// DANGER: sends tokens over plain http to any host, where anyone on the
+    /// path can read and reuse them until they expire.
+    pub fn danger_allow_insecure_http(mut self) -> Self {
+        self.allow_insecure_http = true;
+        self
+    }
+
+    /// The fraction of a token's lifetime after which it is refreshed in the
+    /// background (default 0.8).
+    pub fn refresh_at(mut self, fraction: f64) -> Self {
+        self.refresh_at = fraction;
+        self
+    }
+
+    /// A token with less than this left is never used (default 30 s).
+    pub fn safety_margin(mut self, margin: Duration) -> Self {
+        self.safety_margin = margin;
+        self
+    }
+
+    /// How many audiences (and delegations) are cached (default 1024).
+    pub fn max_audiences(mut self, max: usize) -> Self {
+        self.max_audiences = max;
+        self
+    }
+
+    /// Largest body hashed for a bound request (default 1 MiB).
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// The clock.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the signer.
+    pub fn build(self) -> Result<Signer, ConfigError> {
+        if !(0.1..=0.95).contains(&self.refresh_at) {
+            return Err(ConfigError::Invalid(
+                "refresh_at must be between 0.1 and 0.95",
+            ));
+        }
+        if self.max_audiences == 0 {
+            return Err(ConfigError::Invalid("max_audiences must be positive"));
+        }
+        let mut routes = HashMap::new();
+        for (origin, route) in self.routes {
+            routes.insert(normalize_origin(&origin)?, route);
+        }
+        Ok(Signer {
+            inner: Arc::new(Inner {
+                source: self.source,
+                cache: TokenCache::new(self.max_audiences),
+                routes,
+                resolver: self.resolver,
+                refuse_without_audience: self.refuse_without_audience,
+                allow_insecure_http: self.allow_insecure_http,
+                refresh_at: self.refresh_at,
+                safety_margin: self.safety_margin.as_millis() as u64,
+                max_body_bytes: self.max_body_bytes,
+                clock: self.clock,
+                counters: Counters::default(),
+            }),
+        })
+    }
+}
+
+fn normalize_origin(origin: &str) -> Result<String, ConfigError> {
+    let url = url::Url::parse(origin).map_err(|_| ConfigError::Origin(origin.to_owned()))?;
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return Err(ConfigError::Origin(origin.to_owned()));
+    };
+    if !matches!(url.path(), "" | "/") || url.query().is_some() {
+        return Err(ConfigError::Origin(origin.to_owned()));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(Destination {
+        scheme: url.scheme(),
+        host,
+        port,
+        path: "",
+    }
+    .origin())
+}
+
+impl Signer {
+    /// A signer over any token source.
+    pub fn builder(source: impl TokenSource) -> SignerBuilder {
+        SignerBuilder {
+            source: Arc::new(source),
+            routes: Vec::new(),
+            resolver: None,
+            refuse_without_audience: false,
+            allow_insecure_http: false,
+            refresh_at: DEFAULT_REFRESH_AT,
+            safety_margin: DEFAULT_SAFETY_MARGIN,
+            max_audiences: DEFAULT_MAX_AUDIENCES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            clock: system_clock(),
+        }
+    }
+
+    /// A signer minting self-signed tokens as `issuer` with `ring` (5-minute
+    /// lifetime; see [`SelfSigned`] for other settings).
+    pub fn self_signed(issuer: &str, ring: KeyRing) -> Result<SignerBuilder, ConfigError> {
+        Ok(Self::builder(SelfSigned::new(issuer, ring)?))
+    }
+
+    /// The counters so far.
+    pub fn metrics(&self) -> SignerMetrics {
+        let c = &self.inner.counters;
+        SignerMetrics {
+            mints: c.mints.load(Ordering::Relaxed),
+            cache_hits: c.cache_hits.load(Ordering::Relaxed),
+            refresh_failures: c.refresh_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Number of audiences (and delegations) in the token cache.
+    pub fn cached_audiences(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    pub(crate) fn max_body_bytes(&self) -> usize {
+        self.inner.max_body_bytes
+    }
+
+    /// Decides what a request to `destination` gets.
+    pub(crate) fn plan(
+        &self,
+        destination: &Destination<'_>,
+        extensions: Option<&Extensions>,
+    ) -> Result<Plan, SignError> {
+        let inner = &*self.inner;
+        let explicit = extensions.and_then(|e| e.get::<TargetAudience>());
+        let bind_override = extensions.and_then(|e| e.get::<BindRequest>()).map(|b| b.0);
+        let route = match explicit {
+            Some(TargetAudience(audience)) => Some(Route {
+                audience: audience.clone(),
+                bind: false,
+            }),
+            None => inner
+                .routes
+                .get(&destination.origin())
+                .cloned()
+                .or_else(|| {
+                    inner
+                        .resolver
+                        .as_ref()
+                        .and_then(|r| r(destination))
+                        .map(|audience| Route {
+                            audience,
+                            bind: false,
+                        })
+                }),
+        };
+        let Some(route) = route else {
+            if inner.refuse_without_audience {
+                return Err(SignError::NoAudience(destination.origin()));
+            }
+            tracing::debug!(origin = %destination.origin(), "no audience for destination; sending without a token");
+            return Ok(Plan::Skip);
+        };
+        let plain = !destination.scheme.eq_ignore_ascii_case("https");
+        if plain && !destination.is_loopback() && !inner.allow_insecure_http {
+            if inner.refuse_without_audience {
+                return Err(SignError::InsecureDestination(destination.origin()));
+            }
+            tracing::warn!(origin = %destination.origin(), "plain http to a non-loopback host; sending without a token");
+            return Ok(Plan::Skip);
+        }
+        Ok(Plan::Token {
+            audience: route.audience,
+            bind: bind_override.unwrap_or(route.bind),
+        })
+    }
+
+    /// The `Authorization` value for a planned request, from the cache when
+    /// possible. `body` is needed only when `bind` is set.
+    pub(crate) async fn authorization(
+        &self,
+        audience: &str,
+        bind: Option<(&Method, &Destination<'_>, &[u8])>,
+        on_behalf_of: Option<&OnBehalfOf>,
+    ) -> Result<HeaderValue, SignError> {
+        match bind {
+            Some((method, destination, body)) => {
+                let binding = RequestBinding::for_parts(
+                    method,
+                    destination.scheme,
+                    &destination.authority(),
+                    destination.path,
+                    body,
+                )?;
+                let request = TokenRequest {
+                    audience,
+                    binding: Some(&binding),
+                    on_behalf_of,
+                };
+                let token = self.inner.source.token(request).await?;
+                self.inner.counters.mints.fetch_add(1, Ordering::Relaxed);
+                Ok(token.header_value().clone())
+            }
+            None => Ok(self
+                .token_for(audience, on_behalf_of)
+                .await?
+                .header_value()
+                .clone()),
+        }
+    }
+
+    /// The cached `Authorization` value for the service's own token to
+    /// `audience`, if one is fresh: no await, no lock, no allocation.
+    pub fn cached_authorization(&self, audience: &str) -> Option<HeaderValue> {
+        let slot = self.inner.cache.get(audience)?;
+        let token = match slot.fresh(self.now_ms()) {
+            Fresh::Yes(token) => token,
+            Fresh::Refresh(token) => {
+                self.refresh_in_background(&slot);
+                token
+            }
+            Fresh::No => return None,
+        };
+        self.inner
+            .counters
+            .cache_hits
+            .fetch_add(1, Ordering::Relaxed);
+        Some(token.header_value().clone())
+    }
+
+    /// A token for `audience`, from the cache or freshly obtained (one
+    /// source call per audience at a time, however many callers wait).
+    pub async fn token(&self, audience: &str) -> Result<Token, SignError> {
+        self.token_for(audience, None).await
+    }
+
+    /// A token for `audience` on behalf of someone, cached per delegation.
+    pub async fn token_for(
+        &self,
+        audience: &str,
+        on_behalf_of: Option<&OnBehalfOf>,
+    ) -> Result<Token, SignError> {
+        let now = self.now_ms();
+        let slot = self.inner.cache.slot(audience, on_behalf_of, now);
+        match slot.fresh(now) {
+            Fresh::Yes(token) => {
+                self.inner
+                    .counters
+                    .cache_hits
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(token);
+            }
+            Fresh::Refresh(token) => {
+                self.inner
+                    .counters
+                    .cache_hits
+                    .fetch_add(1, Ordering::Relaxed);
+                self.refresh_in_background(&slot);
+                return Ok(token);
+            }
+            Fresh::No => {}
+        }
+        let _single_flight = slot.mint.lock().await;
+        if let Fresh::Yes(token) | Fresh::Refresh(token) = slot.fresh(self.now_ms()) {
+            self.inner
+                .counters
+                .cache_hits
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(token);
+        }
+        self.mint_into(&slot).await
+    }
+
+    async fn mint_into(&self, slot: &Slot) -> Result<Token, SignError> {
+        let request = TokenRequest {
+            audience: &slot.audience,
+            binding: None,
+            on_behalf_of: slot.on_behalf_of.as_ref(),
+        };
+        let span = tracing::debug_span!("svcauth.mint", aud = %slot.audience);
+        let token = tracing::Instrument::instrument(self.inner.source.token(request), span).await?;
+        self.inner.counters.mints.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        let expires = token.expires_at().saturating_mul(1000);
+        let lifetime = expires.saturating_sub(now);
+        let margin = self.inner.safety_margin.min(lifetime / 4);
+        // Refresh at 80% of the lifetime, less up to 5% of jitter so that
+        // replicas and audiences do not all refresh at once.
+        let refresh_at = now + (lifetime as f64 * (self.inner.refresh_at - 0.05 * jitter())) as u64;
+        slot.current.store(Some(Arc::new(Cached {
+            token: token.clone(),
+            refresh_at,
+            usable_until: expires - margin,
+        })));
+        slot.failures.store(0, Ordering::Relaxed);
+        Ok(token)
+    }
+
+    /// Starts one background refresh for the slot, unless one is running or
+    /// a recent failure asks to wait.
+    fn refresh_in_background(&self, slot: &Arc<Slot>) {
+        if self.now_ms() < slot.next_attempt.load(Ordering::Relaxed)
+            || slot.refreshing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            slot.refreshing.store(false, Ordering::Release);
+            return;
+        };
+        let (signer, slot) = (self.clone(), slot.clone());
+        runtime.spawn(async move {
+            let result = {
+                let _single_flight = slot.mint.lock().await;
+                signer.mint_into(&slot).await
+            };
+            if let Err(error) = result {
+                let failures = slot.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let backoff = 1000u64 << failures.min(5);
+                slot.next_attempt.store(signer.now_ms() + backoff, Ordering::Relaxed);
+                signer.inner.counters.refresh_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(aud = %slot.audience, %error, "token refresh failed; the current token stays in use");
+            }
+            slot.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.clock.now().as_millis() as u64
+    }
+}
+
+fn jitter() -> f64 {
+    let mut b = [0u8; 2];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("routes", &self.inner.routes.keys().collect::<Vec<_>>())
+            .field("cached_audiences", &self.inner.cache.len())
+            .finish_non_exhaustive()
+    }
+}
