@@ -78,10 +78,14 @@ impl TokenCache {
         }
     }
 
-    /// The slot of the service's own tokens for `audience`, if any. No
-    /// allocation: the hot path.
-    pub(crate) fn get(&self, audience: &str) -> Option<Arc<Slot>> {
-        self.slots.pin().get(audience).cloned()
+    /// Runs `f` on the slot of the service's own tokens for `audience`, if
+    /// any. No allocation and no reference count: the hot path.
+    pub(crate) fn with<R>(
+        &self,
+        audience: &str,
+        f: impl FnOnce(&Arc<Slot>) -> Option<R>,
+    ) -> Option<R> {
+        f(self.slots.pin().get(audience)?)
     }
 
     /// The slot for `audience` (and a delegation), created if needed.

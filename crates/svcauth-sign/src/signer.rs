@@ -48,7 +48,8 @@ pub struct Destination<'a> {
 }
 
 impl Destination<'_> {
-    fn origin(&self) -> String {
+    /// `scheme://host:port`, for messages.
+    pub fn origin(&self) -> String {
         format!(
             "{}://{}:{}",
             self.scheme.to_ascii_lowercase(),
@@ -81,13 +82,93 @@ pub(crate) enum Plan {
     /// Send it without a token.
     Skip,
     /// Attach a token for `audience`, bound to the request or not.
-    Token { audience: String, bind: bool },
+    Token { audience: Arc<str>, bind: bool },
 }
 
 #[derive(Debug, Clone)]
 struct Route {
-    audience: String,
+    scheme: String,
+    host: String,
+    port: u16,
+    audience: Arc<str>,
     bind: bool,
+}
+
+impl Route {
+    fn matches(&self, d: &Destination<'_>) -> bool {
+        self.port == d.port
+            && self.scheme.eq_ignore_ascii_case(d.scheme)
+            && self.host.eq_ignore_ascii_case(d.host)
+    }
+}
+
+/// Destination routes, found by a hash of (scheme, host, port) computed
+/// without allocating: this lookup runs on every request.
+#[derive(Debug, Default)]
+struct Routes {
+    hasher: foldhash::fast::FixedState,
+    buckets: HashMap<u64, Vec<Route>, std::hash::BuildHasherDefault<IdentityHasher>>,
+}
+
+impl Routes {
+    fn hash(&self, scheme: &str, host: &str, port: u16) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.hasher.build_hasher();
+        for part in [scheme, host] {
+            for chunk in part.as_bytes().chunks(8) {
+                let mut word = [0u8; 8];
+                for (w, b) in word.iter_mut().zip(chunk) {
+                    *w = b.to_ascii_lowercase();
+                }
+                h.write_u64(u64::from_le_bytes(word));
+            }
+            h.write_u8(0xff);
+        }
+        h.write_u16(port);
+        h.finish()
+    }
+
+    fn insert(&mut self, route: Route) {
+        let key = self.hash(&route.scheme, &route.host, route.port);
+        let bucket = self.buckets.entry(key).or_default();
+        bucket.retain(|r| {
+            !(r.port == route.port && r.scheme == route.scheme && r.host == route.host)
+        });
+        bucket.push(route);
+    }
+
+    fn get(&self, d: &Destination<'_>) -> Option<&Route> {
+        self.buckets
+            .get(&self.hash(d.scheme, d.host, d.port))?
+            .iter()
+            .find(|r| r.matches(d))
+    }
+
+    fn origins(&self) -> Vec<String> {
+        self.buckets
+            .values()
+            .flatten()
+            .map(|r| format!("{}://{}:{}", r.scheme, r.host, r.port))
+            .collect()
+    }
+}
+
+/// The keys of [`Routes`] are already hashes.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 type Resolver = Arc<dyn Fn(&Destination<'_>) -> Option<String> + Send + Sync>;
@@ -114,7 +195,7 @@ struct Counters {
 struct Inner {
     source: Arc<dyn TokenSource>,
     cache: TokenCache,
-    routes: HashMap<String, Route>,
+    routes: Routes,
     resolver: Option<Resolver>,
     refuse_without_audience: bool,
     allow_insecure_http: bool,
@@ -139,7 +220,7 @@ pub struct Signer {
 #[must_use]
 pub struct SignerBuilder {
     source: Arc<dyn TokenSource>,
-    routes: Vec<(String, Route)>,
+    routes: Vec<(String, String, bool)>,
     resolver: Option<Resolver>,
     refuse_without_audience: bool,
     allow_insecure_http: bool,
@@ -153,26 +234,16 @@ pub struct SignerBuilder {
 impl SignerBuilder {
     /// Requests to `origin` (`scheme://host[:port]`) get tokens for `audience`.
     pub fn audience(mut self, origin: &str, audience: &str) -> Self {
-        self.routes.push((
-            origin.to_owned(),
-            Route {
-                audience: audience.to_owned(),
-                bind: false,
-            },
-        ));
+        self.routes
+            .push((origin.to_owned(), audience.to_owned(), false));
         self
     }
 
     /// Requests to `origin` get a fresh token per request, bound to the
     /// method, URL and body (`htm`, `htu`, `body_sha256`).
     pub fn bound_audience(mut self, origin: &str, audience: &str) -> Self {
-        self.routes.push((
-            origin.to_owned(),
-            Route {
-                audience: audience.to_owned(),
-                bind: true,
-            },
-        ));
+        self.routes
+            .push((origin.to_owned(), audience.to_owned(), true));
         self
     }
 
@@ -241,9 +312,16 @@ impl SignerBuilder {
         if self.max_audiences == 0 {
             return Err(ConfigError::Invalid("max_audiences must be positive"));
         }
-        let mut routes = HashMap::new();
-        for (origin, route) in self.routes {
-            routes.insert(normalize_origin(&origin)?, route);
+        let mut routes = Routes::default();
+        for (origin, audience, bind) in self.routes {
+            let (scheme, host, port) = parse_origin(&origin)?;
+            routes.insert(Route {
+                scheme,
+                host,
+                port,
+                audience: audience.into(),
+                bind,
+            });
         }
         Ok(Signer {
             inner: Arc::new(Inner {
@@ -263,7 +341,8 @@ impl SignerBuilder {
     }
 }
 
-fn normalize_origin(origin: &str) -> Result<String, ConfigError> {
+/// `scheme://host[:port]` into lower-case scheme and host and an explicit port.
+fn parse_origin(origin: &str) -> Result<(String, String, u16), ConfigError> {
     let url = url::Url::parse(origin).map_err(|_| ConfigError::Origin(origin.to_owned()))?;
     let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
         return Err(ConfigError::Origin(origin.to_owned()));
@@ -271,14 +350,11 @@ fn normalize_origin(origin: &str) -> Result<String, ConfigError> {
     if !matches!(url.path(), "" | "/") || url.query().is_some() {
         return Err(ConfigError::Origin(origin.to_owned()));
     }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok(Destination {
-        scheme: url.scheme(),
-        host,
-        port,
-        path: "",
-    }
-    .origin())
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    Ok((url.scheme().to_owned(), host, port))
 }
 
 impl Signer {
@@ -332,27 +408,18 @@ impl Signer {
         let inner = &*self.inner;
         let explicit = extensions.and_then(|e| e.get::<TargetAudience>());
         let bind_override = extensions.and_then(|e| e.get::<BindRequest>()).map(|b| b.0);
-        let route = match explicit {
-            Some(TargetAudience(audience)) => Some(Route {
-                audience: audience.clone(),
-                bind: false,
-            }),
-            None => inner
-                .routes
-                .get(&destination.origin())
-                .cloned()
-                .or_else(|| {
-                    inner
-                        .resolver
-                        .as_ref()
-                        .and_then(|r| r(destination))
-                        .map(|audience| Route {
-                            audience,
-                            bind: false,
-                        })
-                }),
+        let route: Option<(Arc<str>, bool)> = match explicit {
+            Some(TargetAudience(audience)) => Some((audience.as_str().into(), false)),
+            None => match inner.routes.get(destination) {
+                Some(route) => Some((route.audience.clone(), route.bind)),
+                None => inner
+                    .resolver
+                    .as_ref()
+                    .and_then(|r| r(destination))
+                    .map(|a| (a.into(), false)),
+            },
         };
-        let Some(route) = route else {
+        let Some((audience, bind)) = route else {
             if inner.refuse_without_audience {
                 return Err(SignError::NoAudience(destination.origin()));
             }
@@ -368,8 +435,8 @@ impl Signer {
             return Ok(Plan::Skip);
         }
         Ok(Plan::Token {
-            audience: route.audience,
-            bind: bind_override.unwrap_or(route.bind),
+            audience,
+            bind: bind_override.unwrap_or(bind),
         })
     }
 
@@ -410,20 +477,23 @@ impl Signer {
     /// The cached `Authorization` value for the service's own token to
     /// `audience`, if one is fresh: no await, no lock, no allocation.
     pub fn cached_authorization(&self, audience: &str) -> Option<HeaderValue> {
-        let slot = self.inner.cache.get(audience)?;
-        let token = match slot.fresh(self.now_ms()) {
-            Fresh::Yes(token) => token,
-            Fresh::Refresh(token) => {
-                self.refresh_in_background(&slot);
-                token
+        let now = self.now_ms();
+        let value = self.inner.cache.with(audience, |slot| {
+            let current = slot.current.load();
+            let cached = current.as_ref()?;
+            if now >= cached.usable_until {
+                return None;
             }
-            Fresh::No => return None,
-        };
+            if now >= cached.refresh_at {
+                self.refresh_in_background(slot);
+            }
+            Some(cached.token.header_value().clone())
+        })?;
         self.inner
             .counters
             .cache_hits
             .fetch_add(1, Ordering::Relaxed);
-        Some(token.header_value().clone())
+        Some(value)
     }
 
     /// A token for `audience`, from the cache or freshly obtained (one
@@ -537,7 +607,7 @@ fn jitter() -> f64 {
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signer")
-            .field("routes", &self.inner.routes.keys().collect::<Vec<_>>())
+            .field("routes", &self.inner.routes.origins())
             .field("cached_audiences", &self.inner.cache.len())
             .finish_non_exhaustive()
     }

@@ -1,0 +1,104 @@
+//! Outbound signing: the layer's cost on a token-cache hit against the bare
+//! client service, and the cost of a mint per algorithm against
+//! jsonwebtoken `encode` and the raw signature with a pre-parsed key.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Request;
+use http_body_util::Full;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use svcauth_core::Algorithm;
+use svcauth_jwks::{KeyRing, SigningKey, generate_pkcs8_pem};
+use svcauth_sign::{SelfSigned, SignLayer, Signer, TokenRequest};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+fn layer(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let ring = KeyRing::new(SigningKey::generate(Algorithm::EdDSA).unwrap());
+    let signer = Signer::self_signed("https://a.internal", ring)
+        .unwrap()
+        .audience("https://b.internal", "https://b.internal")
+        .build()
+        .unwrap();
+    rt.block_on(signer.token("https://b.internal")).unwrap();
+    let bare = service_fn(|req: Request<Full<Bytes>>| async move { Ok::<_, Infallible>(req) });
+    let signed = ServiceBuilder::new()
+        .layer(SignLayer::new(signer))
+        .service(bare);
+    // A realistic request already has headers (so the header map exists).
+    let request = || {
+        Request::get("https://b.internal/orders")
+            .header("accept", "application/json")
+            .body(Full::default())
+            .unwrap()
+    };
+
+    let mut group = c.benchmark_group("sign_layer");
+    group.bench_function("bare_client", |b| {
+        b.to_async(&rt)
+            .iter(|| async { bare.clone().oneshot(request()).await.unwrap() })
+    });
+    group.bench_function("sign_layer_cache_hit", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut svc = signed.clone();
+            svc.ready().await.unwrap().call(request()).await.unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn mint(c: &mut Criterion) {
+    for alg in [
+        Algorithm::EdDSA,
+        Algorithm::ES256,
+        Algorithm::RS256,
+        Algorithm::PS256,
+    ] {
+        let pem = generate_pkcs8_pem(alg).unwrap();
+        let key = SigningKey::from_pkcs8_pem(&pem, Some(alg)).unwrap();
+        let source = SelfSigned::new(
+            "https://a.internal",
+            KeyRing::new(SigningKey::from_pkcs8_pem(&pem, Some(alg)).unwrap()),
+        )
+        .unwrap();
+        let encoding = match alg {
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.as_bytes()),
+            Algorithm::ES256 => EncodingKey::from_ec_pem(pem.as_bytes()),
+            _ => EncodingKey::from_rsa_pem(pem.as_bytes()),
+        }
+        .unwrap();
+        let claims = serde_json::json!({ "iss": "https://a.internal", "sub": "https://a.internal",
+            "aud": "https://b.internal", "iat": 1_700_000_000u64, "exp": 1_700_000_300u64, "jti": "AAAAAAAAAAAAAAAAAAAAAA" });
+        let header = Header::new(alg.as_str().parse().unwrap());
+        let input = vec![b'x'; 250];
+
+        let mut group = c.benchmark_group(format!("mint/{alg}"));
+        group.bench_function("raw_signature_preparsed", |b| {
+            b.iter(|| key.sign(black_box(&input)).unwrap())
+        });
+        group.bench_function("jsonwebtoken_encode", |b| {
+            b.iter(|| encode(&header, black_box(&claims), &encoding).unwrap())
+        });
+        group.bench_function("svcauth_mint", |b| {
+            b.iter(|| {
+                source
+                    .mint(TokenRequest {
+                        audience: black_box("https://b.internal"),
+                        binding: None,
+                        on_behalf_of: None,
+                    })
+                    .unwrap()
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, layer, mint);
+criterion_main!(benches);
