@@ -41,8 +41,10 @@ fn layer(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("sign_layer");
     group.bench_function("bare_client", |b| {
-        b.to_async(&rt)
-            .iter(|| async { bare.clone().oneshot(request()).await.unwrap() })
+        b.to_async(&rt).iter(|| async {
+            let mut svc = bare;
+            svc.ready().await.unwrap().call(request()).await.unwrap()
+        })
     });
     group.bench_function("sign_layer_cache_hit", |b| {
         b.to_async(&rt).iter(|| async {
