@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+mod demo;
 mod keygen;
 
 const USAGE: &str = "\
@@ -16,7 +17,7 @@ tasks:
   keygen [--alg ALG] [--out FILE] [--force]
                                 write a new PKCS#8 private key PEM (default: EdDSA, to stdout)
                                 and print its public JWK and kid
-  demo                          publish a key set, verify through a remote JWKS cache, rotate
+  demo                          start service-a and service-b on loopback and show them at work
 ";
 
 fn main() -> ExitCode {
@@ -122,14 +123,7 @@ fn cargo_test(args: &[&str], totals: &mut Totals) -> Result<(), String> {
     }
 }
 
-/// The demo: until the example service pair exists, the key-layer walkthrough.
+/// The demo: the example service pair, live.
 fn demo() -> Result<(), String> {
-    cargo(&[
-        "run",
-        "--quiet",
-        "--package",
-        "svcauth-jwks",
-        "--example",
-        "jwks_rotation",
-    ])
+    demo::run(&root())
 }

@@ -2,8 +2,8 @@
 //! verifier's remote cache loads it, the service rotates its key, and the
 //! verifier follows with exactly one more fetch.
 //!
-//! Run it with `cargo xtask demo` or
-//! `cargo run -p svcauth-jwks --example jwks_rotation`.
+//! Run it with `cargo run -p svcauth-jwks --example jwks_rotation`
+//! (`cargo xtask demo` shows the whole service pair).
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -137,6 +137,10 @@ impl TokenCache {
             .clone()
     }
 
+    pub(crate) fn clear(&self) {
+        self.slots.pin().clear();
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }

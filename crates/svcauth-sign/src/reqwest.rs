@@ -18,9 +18,19 @@ impl Signer {
         &self,
         builder: reqwest::RequestBuilder,
     ) -> Result<reqwest::RequestBuilder, SignError> {
+        self.sign_with(builder, &http::Extensions::new()).await
+    }
+
+    /// [`sign`](Signer::sign) with per-request options in `extensions`:
+    /// [`crate::TargetAudience`], [`crate::BindRequest`], [`crate::OnBehalfOf`].
+    pub async fn sign_with(
+        &self,
+        builder: reqwest::RequestBuilder,
+        extensions: &http::Extensions,
+    ) -> Result<reqwest::RequestBuilder, SignError> {
         let (client, request) = builder.build_split();
         let mut request = request.map_err(|e| SignError::Body(e.to_string()))?;
-        sign_reqwest(self, &mut request, None).await?;
+        sign_reqwest(self, &mut request, Some(extensions)).await?;
         Ok(reqwest::RequestBuilder::from_parts(client, request))
     }
 

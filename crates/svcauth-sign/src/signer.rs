@@ -390,6 +390,14 @@ impl Signer {
         }
     }
 
+    /// Forgets every cached token, so the next call to each audience gets a
+    /// new one. Useful right after a key rotation, to sign with the new key
+    /// at once (tokens signed with the retired key stay valid while it is
+    /// published, so this is never required for correctness).
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+
     /// Number of audiences (and delegations) in the token cache.
     pub fn cached_audiences(&self) -> usize {
         self.inner.cache.len()

@@ -1,0 +1,295 @@
+//! service-a: the caller of the svcauth example pair.
+//!
+//! It publishes its public keys, and calls the services named with `--call`
+//! through the svcauth signer: each call carries a token minted for exactly
+//! the audience called.
+//!
+//! ```text
+//! service-a --listen 127.0.0.1:8081 --issuer https://a.internal \
+//!           --call https://b.internal=http://127.0.0.1:8082
+//!
+//! curl -s http://127.0.0.1:8081/.well-known/jwks.json
+//! curl -s -X POST 'http://127.0.0.1:8081/call?aud=https://b.internal&path=/whoami&method=GET'
+//! curl -s -X POST 'http://127.0.0.1:8081/call?aud=https://b.internal&path=/echo&bind=true' -d hello
+//! curl -s -X POST http://127.0.0.1:8081/rotate
+//! ```
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Parser;
+use serde::Deserialize;
+use serde_json::json;
+use svcauth_core::Algorithm;
+use svcauth_jwks::{JwksService, KeyRing, SigningKey};
+use svcauth_sign::{BindRequest, SelfSigned, Signer, TargetAudience};
+
+/// The caller of the svcauth example pair.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "SERVICE_A_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// This service's identity: `iss` and `sub` of its tokens.
+    #[arg(long, env = "SERVICE_A_ISSUER")]
+    issuer: String,
+    /// A service to call, as AUD=URL (repeatable).
+    #[arg(
+        long = "call",
+        env = "SERVICE_A_CALL",
+        value_delimiter = ',',
+        value_name = "AUD=URL"
+    )]
+    call: Vec<String>,
+    /// PKCS#8 PEM private key; without it a key is generated at start.
+    #[arg(long, env = "SERVICE_A_KEY", value_name = "PEM_FILE")]
+    key: Option<PathBuf>,
+    /// Signing algorithm.
+    #[arg(long, env = "SERVICE_A_ALG", default_value = "EdDSA")]
+    alg: Algorithm,
+    /// Token lifetime in seconds (at most 3600).
+    #[arg(long, env = "SERVICE_A_LIFETIME_SECS", default_value_t = 300)]
+    lifetime_secs: u64,
+    /// `max-age` of the published JWKS, in seconds.
+    #[arg(long, env = "SERVICE_A_JWKS_MAX_AGE_SECS", default_value_t = 300)]
+    jwks_max_age_secs: u64,
+    /// Accept POST /rotate from any address, not only loopback.
+    #[arg(long, env = "SERVICE_A_ALLOW_REMOTE_ROTATE")]
+    allow_remote_rotate: bool,
+    /// DANGER: answer /call with the Authorization header sent downstream
+    /// (`x-svcauth-sent-authorization`), so a demo can replay it.
+    #[arg(long, env = "SERVICE_A_DANGER_EXPOSE_TOKENS")]
+    danger_expose_tokens: bool,
+    /// DANGER: send tokens over plain http to non-loopback hosts.
+    #[arg(long, env = "SERVICE_A_DANGER_ALLOW_INSECURE_HTTP")]
+    danger_allow_insecure_http: bool,
+}
+
+#[derive(Clone)]
+struct AppState {
+    ring: KeyRing,
+    signer: Signer,
+    http: reqwest::Client,
+    calls: Arc<HashMap<String, String>>,
+    alg: Algorithm,
+    lifetime: Duration,
+    allow_remote_rotate: bool,
+    expose_tokens: bool,
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let key = match &args.key {
+        Some(path) => {
+            SigningKey::from_pem_file(path, Some(args.alg)).map_err(|e| format!("--key: {e}"))?
+        }
+        None => SigningKey::generate(args.alg).map_err(|e| e.to_string())?,
+    };
+    tracing::info!(kid = key.kid(), alg = %args.alg, generated = args.key.is_none(), "signing key loaded");
+    let ring = KeyRing::new(key);
+    let lifetime = Duration::from_secs(args.lifetime_secs);
+    let source = SelfSigned::new(&args.issuer, ring.clone())
+        .map_err(|e| e.to_string())?
+        .lifetime(lifetime)
+        .map_err(|e| format!("--lifetime-secs: {e}"))?;
+    let mut signer = Signer::builder(source);
+    if args.danger_allow_insecure_http {
+        signer = signer.danger_allow_insecure_http();
+    }
+    let signer = signer.build().map_err(|e| e.to_string())?;
+    let mut calls = HashMap::new();
+    for pair in &args.call {
+        let (aud, url) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--call: expected AUD=URL, got {pair:?}"))?;
+        calls.insert(aud.to_owned(), url.trim_end_matches('/').to_owned());
+    }
+
+    let state = AppState {
+        ring: ring.clone(),
+        signer,
+        http: reqwest::Client::new(),
+        calls: Arc::new(calls),
+        alg: args.alg,
+        lifetime,
+        allow_remote_rotate: args.allow_remote_rotate,
+        expose_tokens: args.danger_expose_tokens,
+    };
+    let jwks = JwksService::new(ring).max_age(Duration::from_secs(args.jwks_max_age_secs));
+    let app = Router::new()
+        .route_service("/.well-known/jwks.json", jwks)
+        .route("/call", post(call))
+        .route("/rotate", post(rotate))
+        .route("/healthz", get(healthz))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    tracing::info!(listen = %args.listen, issuer = %args.issuer, "service-a ready");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+#[derive(Deserialize)]
+struct CallQuery {
+    aud: String,
+    #[serde(default)]
+    bind: bool,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    method: Option<String>,
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// Calls the service mapped to `aud` with a token for exactly that audience
+/// and answers with its status and body.
+async fn call(
+    State(state): State<AppState>,
+    Query(q): Query<CallQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(base) = state.calls.get(&q.aud) else {
+        let known: Vec<&String> = state.calls.keys().collect();
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown audience {:?}; configured: {known:?}", q.aud),
+        );
+    };
+    let method = match q
+        .method
+        .as_deref()
+        .unwrap_or("POST")
+        .parse::<reqwest::Method>()
+    {
+        Ok(m) => m,
+        Err(_) => return error(StatusCode::BAD_REQUEST, "invalid method".into()),
+    };
+    let mut request = state
+        .http
+        .request(method, format!("{base}{}", q.path))
+        .body(body);
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        request = request.header(header::CONTENT_TYPE, ct);
+    }
+    let mut options = http::Extensions::new();
+    options.insert(TargetAudience(q.aud.clone()));
+    options.insert(BindRequest(q.bind));
+    let request = match state.signer.sign_with(request, &options).await {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                format!("could not sign the call: {e}"),
+            );
+        }
+    };
+    let (client, request) = request.build_split();
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let sent = request.headers().get(header::AUTHORIZATION).cloned();
+    let response = match client.execute(request).await {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("call failed: {e}")),
+    };
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = HeaderMap::new();
+    for name in [
+        header::CONTENT_TYPE,
+        header::WWW_AUTHENTICATE,
+        header::RETRY_AFTER,
+    ] {
+        if let Some(v) = response.headers().get(&name) {
+            out.insert(name, v.clone());
+        }
+    }
+    if state.expose_tokens
+        && let Some(mut sent) = sent
+    {
+        sent.set_sensitive(false);
+        out.insert("x-svcauth-sent-authorization", sent);
+    }
+    let body = response.bytes().await.unwrap_or_default();
+    (status, out, body).into_response()
+}
+
+/// Rotates the signing key: the new key signs from now on, the old one stays
+/// published as long as its tokens live.
+async fn rotate(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if !state.allow_remote_rotate && !peer.ip().is_loopback() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "rotation is accepted from loopback only".into(),
+        );
+    }
+    let old = state.ring.signing_key().kid().to_owned();
+    let key = match SigningKey::generate(state.alg) {
+        Ok(k) => k,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    // Keep the old key published while tokens it signed can still be presented.
+    if let Err(e) = state
+        .ring
+        .rotate(key, state.lifetime + Duration::from_secs(60))
+    {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    state.signer.clear_cache();
+    let new = state.ring.signing_key().kid().to_owned();
+    tracing::info!(old = %old, new = %new, "signing key rotated");
+    Json(
+        json!({ "old_kid": old, "new_kid": new, "published": state.ring.state().published_kids() }),
+    )
+    .into_response()
+}
+
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "kid": state.ring.signing_key().kid(),
+        "published": state.ring.state().published_kids(),
+        "signer": state.signer.metrics(),
+    }))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("service-a: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

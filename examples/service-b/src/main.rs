@@ -1,0 +1,200 @@
+//! service-b: the callee of the svcauth example pair.
+//!
+//! It trusts callers' issuers (by JWKS URL or OpenID discovery), verifies
+//! every request's token with the svcauth verifying layer, and tells who
+//! called.
+//!
+//! ```text
+//! service-b --listen 127.0.0.1:8082 --audience https://b.internal \
+//!           --trust https://a.internal=http://127.0.0.1:8081/.well-known/jwks.json
+//!
+//! curl -s http://127.0.0.1:8082/healthz
+//! curl -s -H "authorization: Bearer $TOKEN" http://127.0.0.1:8082/whoami
+//! ```
+//!
+//! Routes: `GET /whoami` and `POST /echo` behind the verifying layer (a
+//! request-bound token is checked against the request and accepted once);
+//! `GET /healthz` without authentication, reporting each issuer's key source.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Parser;
+use serde_json::json;
+use svcauth_jwks::KeySource;
+use svcauth_verify::{Caller, Verifier, VerifyLayer};
+
+/// The callee of the svcauth example pair.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "SERVICE_B_LISTEN", default_value = "127.0.0.1:8082")]
+    listen: SocketAddr,
+    /// This service's audience: tokens must name it in `aud`.
+    #[arg(long, env = "SERVICE_B_AUDIENCE")]
+    audience: String,
+    /// A trusted issuer and its JWKS URL, as ISS=JWKS_URL (repeatable).
+    #[arg(
+        long = "trust",
+        env = "SERVICE_B_TRUST",
+        value_delimiter = ',',
+        value_name = "ISS=JWKS_URL"
+    )]
+    trust: Vec<String>,
+    /// A trusted issuer found by OpenID Connect discovery (repeatable).
+    #[arg(
+        long = "trust-oidc",
+        env = "SERVICE_B_TRUST_OIDC",
+        value_delimiter = ',',
+        value_name = "ISSUER_URL"
+    )]
+    trust_oidc: Vec<String>,
+    /// Clock leeway for exp, nbf and iat, in seconds (at most 300).
+    #[arg(long, env = "SERVICE_B_LEEWAY_SECS", default_value_t = 30)]
+    leeway_secs: u64,
+    /// Longest accepted token lifetime (exp - iat), in seconds.
+    #[arg(long, env = "SERVICE_B_MAX_LIFETIME_SECS", default_value_t = 600)]
+    max_lifetime_secs: u64,
+    /// Admit only callers from these issuers (repeatable; others get 403).
+    #[arg(
+        long = "allow-caller",
+        env = "SERVICE_B_ALLOW_CALLER",
+        value_delimiter = ',',
+        value_name = "ISS"
+    )]
+    allow_caller: Vec<String>,
+    /// Minimum seconds between JWKS fetches caused by unknown kids.
+    #[arg(
+        long,
+        env = "SERVICE_B_UNKNOWN_KID_COOLDOWN_SECS",
+        default_value_t = 30
+    )]
+    unknown_kid_cooldown_secs: u64,
+    /// The URL clients reach this service at, for request binding behind a proxy.
+    #[arg(long, env = "SERVICE_B_PUBLIC_BASE_URL")]
+    public_base_url: Option<String>,
+    /// Largest body of a request-bound call, in bytes.
+    #[arg(long, env = "SERVICE_B_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+}
+
+#[derive(Clone)]
+struct AppState {
+    sources: Vec<(String, KeySource)>,
+    verifier: Verifier,
+}
+
+fn split_pair(pair: &str) -> Result<(&str, &str), String> {
+    pair.split_once('=')
+        .ok_or_else(|| format!("expected ISS=URL, got {pair:?}"))
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let mut sources = Vec::new();
+    for pair in &args.trust {
+        let (iss, url) = split_pair(pair)?;
+        let source = KeySource::remote(url)
+            .map_err(|e| e.to_string())?
+            .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs))
+            .build()
+            .map_err(|e| format!("--trust {pair}: {e}"))?;
+        sources.push((iss.to_owned(), source));
+    }
+    for issuer in &args.trust_oidc {
+        let source = KeySource::discover(issuer)
+            .map_err(|e| e.to_string())?
+            .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs))
+            .build()
+            .map_err(|e| format!("--trust-oidc {issuer}: {e}"))?;
+        sources.push((issuer.clone(), source));
+    }
+    let mut builder = Verifier::builder(&args.audience)
+        .leeway(Duration::from_secs(args.leeway_secs))
+        .max_lifetime(Duration::from_secs(args.max_lifetime_secs))
+        .max_body_bytes(args.max_body_bytes);
+    for (iss, source) in &sources {
+        builder = builder.trust(iss, source.clone());
+    }
+    if let Some(url) = &args.public_base_url {
+        builder =
+            builder.public_base_url(url.parse().map_err(|e| format!("--public-base-url: {e}"))?);
+    }
+    let verifier = builder.build().map_err(|e| e.to_string())?;
+    let mut layer = VerifyLayer::new(verifier.clone());
+    for iss in &args.allow_caller {
+        layer = layer.allow_caller(iss, None);
+    }
+
+    let state = AppState { sources, verifier };
+    let app = Router::new()
+        .route("/whoami", get(whoami))
+        .route("/echo", post(echo))
+        .layer(layer)
+        .route("/healthz", get(healthz))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    tracing::info!(listen = %args.listen, audience = %args.audience, "service-b ready");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Who called: the verified claims.
+async fn whoami(caller: Caller) -> Json<serde_json::Value> {
+    let claims: serde_json::Value = serde_json::from_slice(caller.raw_json()).unwrap_or_default();
+    Json(json!({
+        "iss": caller.iss(),
+        "sub": caller.sub(),
+        "aud": caller.aud(),
+        "kid": caller.kid(),
+        "claims": claims,
+    }))
+}
+
+/// The body, as received (a bound token's binding was checked against it).
+async fn echo(_caller: Caller, body: Bytes) -> Bytes {
+    body
+}
+
+/// Key-source state per issuer, and the verifier's counters.
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let issuers: serde_json::Map<String, serde_json::Value> = state
+        .sources
+        .iter()
+        .map(|(iss, source)| {
+            (
+                iss.clone(),
+                serde_json::to_value(source.stats()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let ready = state.sources.iter().all(|(_, s)| s.is_loaded());
+    Json(json!({ "ready": ready, "issuers": issuers, "verifier": state.verifier.metrics() }))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("service-b: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

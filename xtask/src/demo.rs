@@ -1,0 +1,358 @@
+//! `cargo xtask demo`: the example pair, live, with a transcript of real
+//! requests and answers. Every step is checked; any surprise exits non-zero.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use svcauth_core::{Algorithm, b64};
+use svcauth_jwks::SigningKey;
+
+const A_ISS: &str = "https://a.internal";
+const B_AUD: &str = "https://b.internal";
+const C_AUD: &str = "https://c.internal";
+
+/// Children killed on drop, so an error or a panic never leaves them running.
+/// (Ctrl-C reaches them directly: they share the terminal's process group,
+/// and each shuts down on SIGINT.)
+struct Services(Vec<(&'static str, Child)>);
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// An HTTP/1.1 response: status, headers (lower-case names), body.
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One request on a fresh loopback connection (`Connection: close`).
+pub(crate) fn http(
+    method: &str,
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Reply, String> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect :{port}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad status line")?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
+}
+
+fn wait_ready(port: u16, what: &str, ready: impl Fn(&Reply) -> bool) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(reply) = http("GET", port, "/healthz", &[], "")
+            && ready(&reply)
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("{what} did not become ready on port {port}"))
+}
+
+struct Transcript {
+    failures: usize,
+}
+
+impl Transcript {
+    fn step(&mut self, title: &str, ok: bool, detail: String) {
+        let mark = if ok { "ok  " } else { "FAIL" };
+        println!("[{mark}] {title}\n       {detail}");
+        if !ok {
+            self.failures += 1;
+        }
+    }
+}
+
+fn short(text: &str, n: usize) -> String {
+    if text.len() <= n {
+        text.to_owned()
+    } else {
+        format!("{}…", &text[..n])
+    }
+}
+
+fn fetches(b_port: u16) -> Result<u64, String> {
+    let health = http("GET", b_port, "/healthz", &[], "")?.json();
+    Ok(health["issuers"][A_ISS]["fetches"].as_u64().unwrap_or(0))
+}
+
+pub(crate) fn run(root: &Path) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    eprintln!("building service-a and service-b ...");
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "service-a",
+            "--package",
+            "service-b",
+        ])
+        .current_dir(root)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("building the example services failed".into());
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let bin = |name: &str| target.join("debug").join(name);
+
+    let (a_port, b_port) = (free_port()?, free_port()?);
+    let logs = target.join("demo-logs");
+    std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
+    let log = |name: &str| -> Result<Stdio, String> {
+        Ok(std::fs::File::create(logs.join(name))
+            .map_err(|e| e.to_string())?
+            .into())
+    };
+    let b_url = format!("http://127.0.0.1:{b_port}");
+    let mut services = Services(Vec::new());
+    let a = Command::new(bin("service-a"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{a_port}"),
+            "--issuer",
+            A_ISS,
+        ])
+        .args([
+            "--call",
+            &format!("{B_AUD}={b_url}"),
+            "--call",
+            &format!("{C_AUD}={b_url}"),
+        ])
+        .arg("--danger-expose-tokens")
+        .stdout(Stdio::null())
+        .stderr(log("service-a.log")?)
+        .spawn()
+        .map_err(|e| format!("starting service-a: {e}"))?;
+    services.0.push(("service-a", a));
+    wait_ready(a_port, "service-a", |r| r.status == 200)?;
+    let b = Command::new(bin("service-b"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{b_port}"),
+            "--audience",
+            B_AUD,
+        ])
+        .args([
+            "--trust",
+            &format!("{A_ISS}=http://127.0.0.1:{a_port}/.well-known/jwks.json"),
+        ])
+        // Short, so the rotation step need not wait 30 s after B's first fetch.
+        .args(["--unknown-kid-cooldown-secs", "1"])
+        .stdout(Stdio::null())
+        .stderr(log("service-b.log")?)
+        .spawn()
+        .map_err(|e| format!("starting service-b: {e}"))?;
+    services.0.push(("service-b", b));
+
+    println!("service-a ({A_ISS}) on 127.0.0.1:{a_port}, publishing /.well-known/jwks.json");
+    println!("service-b ({B_AUD}) on 127.0.0.1:{b_port}, trusting {A_ISS} by that JWKS");
+    println!("(logs in {})\n", logs.display());
+    wait_ready(b_port, "service-b", |r| r.json()["ready"] == true)?;
+    let a_kid = http("GET", a_port, "/healthz", &[], "")?.json()["kid"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+
+    let mut t = Transcript { failures: 0 };
+    let call = |query: &str, body: &str| http("POST", a_port, &format!("/call?{query}"), &[], body);
+
+    // 1. A calls B; B says who called.
+    let r = call(&format!("aud={B_AUD}&path=/whoami&method=GET"), "")?;
+    let who = r.json();
+    t.step(
+        "A calls B with a token for exactly B; B reports the verified caller",
+        r.status == 200
+            && who["iss"] == A_ISS
+            && who["sub"] == A_ISS
+            && who["aud"] == B_AUD
+            && who["kid"] == a_kid.as_str(),
+        format!(
+            "POST /call?aud={B_AUD}&path=/whoami -> {} {}",
+            r.status,
+            short(&r.body, 160)
+        ),
+    );
+
+    // 2. A token for another audience.
+    let r = call(&format!("aud={C_AUD}&path=/whoami&method=GET"), "")?;
+    t.step(
+        "a token minted for another audience (c.internal) is refused by B",
+        r.status == 401
+            && r.header("www-authenticate")
+                .is_some_and(|h| h.contains("invalid_token")),
+        format!(
+            "-> {} WWW-Authenticate: {}",
+            r.status,
+            r.header("www-authenticate").unwrap_or("-")
+        ),
+    );
+
+    // 3. A forged token: right issuer and kid, someone else's key.
+    let forger = SigningKey::generate(Algorithm::EdDSA).map_err(|e| e.to_string())?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": a_kid });
+    let claims = json!({ "iss": A_ISS, "sub": "admin", "aud": B_AUD, "iat": now, "exp": now + 300, "jti": "forged" });
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.to_string()),
+        b64::encode(claims.to_string())
+    );
+    let forged = format!(
+        "{input}.{}",
+        b64::encode(forger.sign(input.as_bytes()).map_err(|e| e.to_string())?)
+    );
+    let r = http(
+        "GET",
+        b_port,
+        "/whoami",
+        &[("authorization", &format!("Bearer {forged}"))],
+        "",
+    )?;
+    t.step(
+        "a forged token (A's iss and kid, signed by another key) is refused",
+        r.status == 401 && r.body.contains("signature"),
+        format!(
+            "GET /whoami on B with the forgery -> {} {}",
+            r.status,
+            short(&r.body, 120)
+        ),
+    );
+
+    // 4. A request-bound call, then the same token with another body.
+    let r = call(
+        &format!("aud={B_AUD}&path=/echo&bind=true"),
+        "transfer 10 EUR",
+    )?;
+    let sent = r
+        .header("x-svcauth-sent-authorization")
+        .unwrap_or("")
+        .to_owned();
+    t.step(
+        "a request-bound call (htm, htu, body_sha256) succeeds",
+        r.status == 200 && r.body == "transfer 10 EUR" && !sent.is_empty(),
+        format!(
+            "POST /call?...&path=/echo&bind=true 'transfer 10 EUR' -> {} '{}'",
+            r.status, r.body
+        ),
+    );
+    let r = http(
+        "POST",
+        b_port,
+        "/echo",
+        &[("authorization", &sent)],
+        "transfer 9999 EUR",
+    )?;
+    t.step(
+        "the same bound token with a changed body is refused",
+        r.status == 401 && r.body.contains("bound to another request"),
+        format!(
+            "replayed to B with 'transfer 9999 EUR' -> {} {}",
+            r.status,
+            short(&r.body, 120)
+        ),
+    );
+
+    // 5. Rotation: the next call carries the new kid; B fetches A's JWKS once.
+    std::thread::sleep(Duration::from_millis(1100)); // past B's unknown-kid cooldown
+    let before = fetches(b_port)?;
+    let rotated = http("POST", a_port, "/rotate", &[], "")?.json();
+    let new_kid = rotated["new_kid"].as_str().unwrap_or("").to_owned();
+    let r = call(&format!("aud={B_AUD}&path=/whoami&method=GET"), "")?;
+    let after = fetches(b_port)?;
+    t.step(
+        "A rotates its key; the next call succeeds with the new kid, B fetched A's JWKS once",
+        r.status == 200
+            && r.json()["kid"] == new_kid.as_str()
+            && new_kid != a_kid
+            && after == before + 1,
+        format!(
+            "kid {} -> {}; call -> {}; B's JWKS fetches {before} -> {after}",
+            short(&a_kid, 12),
+            short(&new_kid, 12),
+            r.status
+        ),
+    );
+
+    drop(services);
+    println!();
+    if t.failures == 0 {
+        println!("demo: all 6 steps behaved as described; both services stopped");
+        Ok(())
+    } else {
+        Err(format!(
+            "demo: {} step(s) did not behave as described (logs in {})",
+            t.failures,
+            logs.display()
+        ))
+    }
+}
