@@ -242,7 +242,7 @@ async fn rotate(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
-    if !state.allow_remote_rotate && !peer.ip().is_loopback() {
+    if !rotate_allowed(peer, state.allow_remote_rotate) {
         return error(
             StatusCode::FORBIDDEN,
             "rotation is accepted from loopback only".into(),
@@ -269,6 +269,11 @@ async fn rotate(
     .into_response()
 }
 
+/// `/rotate` is for operators on the host, unless opened up by flag.
+fn rotate_allowed(peer: SocketAddr, allow_remote: bool) -> bool {
+    allow_remote || peer.ip().is_loopback()
+}
+
 async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "kid": state.ring.signing_key().kid(),
@@ -290,6 +295,39 @@ async fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("service-a: {e}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_is_loopback_only_unless_allowed() {
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        assert!(rotate_allowed(local, false));
+        assert!(!rotate_allowed(remote, false));
+        assert!(rotate_allowed(remote, true));
+        let args =
+            Args::try_parse_from(["service-a", "--issuer", "i", "--allow-remote-rotate"]).unwrap();
+        assert!(args.allow_remote_rotate);
+    }
+
+    #[test]
+    fn flags_are_read_from_the_environment_too() {
+        // clap's env fallback: checked on the parser, not the process env.
+        let cmd = <Args as clap::CommandFactory>::command();
+        for arg in cmd
+            .get_arguments()
+            .filter(|a| a.get_id() != "help" && a.get_id() != "version")
+        {
+            assert!(
+                arg.get_env().is_some(),
+                "--{} has no environment variable",
+                arg.get_id()
+            );
         }
     }
 }

@@ -198,3 +198,23 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_read_from_the_environment_too() {
+        let cmd = <Args as clap::CommandFactory>::command();
+        for arg in cmd
+            .get_arguments()
+            .filter(|a| a.get_id() != "help" && a.get_id() != "version")
+        {
+            assert!(
+                arg.get_env().is_some(),
+                "--{} has no environment variable",
+                arg.get_id()
+            );
+        }
+    }
+}

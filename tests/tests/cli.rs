@@ -1,0 +1,623 @@
+//! Every command-line flag of service-a and service-b takes effect: each is
+//! exercised on the real binaries, started as processes on loopback.
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use svcauth_core::{Algorithm, b64};
+use svcauth_jwks::{SigningKey, generate_pkcs8_pem};
+
+const A: &str = "https://a.internal";
+const B: &str = "https://b.internal";
+
+fn binaries() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--package",
+                "service-a",
+                "--package",
+                "service-b",
+            ])
+            .current_dir(&root)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), PathBuf::from)
+            .join("debug")
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running service, killed on drop.
+struct Proc {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+async fn start(binary: &str, args: &[String], ready: impl Fn(&Value) -> bool) -> Proc {
+    let port = free_port();
+    let child = Command::new(binaries().join(binary))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc { child, port };
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(proc.url("/healthz")).await
+            && let Ok(body) = r.json::<Value>().await
+            && ready(&body)
+        {
+            return proc;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{binary} {args:?} did not become ready");
+}
+
+fn s(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+async fn service_a(extra: &[&str]) -> Proc {
+    start("service-a", &s(extra), |_| true).await
+}
+
+/// Waits until `/healthz` on `port` answers and satisfies `ready`.
+async fn wait_ready(port: u16, ready: impl Fn(&Value) -> bool) {
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
+            && r.json::<Value>().await.is_ok_and(|h| ready(&h))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("port {port} did not become ready");
+}
+
+/// A and B wired together: A calls B as `B`.
+async fn pair(a_extra: &[&str], b_extra: &[&str]) -> (Proc, Proc) {
+    // B's port must be known to A, and A's JWKS to B: start B's listener
+    // address first by choosing it, then A, then B.
+    let b_port = free_port();
+    let mut a_args = s(&["--issuer", A, "--call"]);
+    a_args.push(format!("{B}=http://127.0.0.1:{b_port}"));
+    a_args.extend(s(a_extra));
+    let a = start("service-a", &a_args, |_| true).await;
+    let mut b_args = s(&[
+        "--listen",
+        &format!("127.0.0.1:{b_port}"),
+        "--audience",
+        B,
+        "--trust",
+    ]);
+    b_args.push(format!("{A}={}", a.url("/.well-known/jwks.json")));
+    b_args.extend(s(b_extra));
+    let child = Command::new(binaries().join("service-b"))
+        .args(&b_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let b = Proc {
+        child,
+        port: b_port,
+    };
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(b.url("/healthz")).await
+            && r.json::<Value>().await.is_ok_and(|h| h["ready"] == true)
+        {
+            return (a, b);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("service-b did not become ready");
+}
+
+async fn call(a: &Proc, query: &str, body: &str) -> (u16, Value, reqwest::header::HeaderMap) {
+    let r = reqwest::Client::new()
+        .post(a.url(&format!("/call?{query}")))
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        headers,
+    )
+}
+
+async fn whoami(a: &Proc) -> (u16, Value) {
+    let (status, body, _) = call(a, &format!("aud={B}&path=/whoami&method=GET"), "").await;
+    (status, body)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn mint(key: &SigningKey, claims: Value) -> String {
+    let header = json!({ "alg": key.algorithm().as_str(), "typ": "JWT", "kid": key.kid() });
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.to_string()),
+        b64::encode(claims.to_string())
+    );
+    format!(
+        "{input}.{}",
+        b64::encode(key.sign(input.as_bytes()).unwrap())
+    )
+}
+
+fn temp_key(alg: Algorithm) -> (PathBuf, SigningKey) {
+    let path = std::env::temp_dir().join(format!(
+        "svcauth-cli-{}-{}.pem",
+        std::process::id(),
+        now_nanos()
+    ));
+    let pem = generate_pkcs8_pem(alg).unwrap();
+    std::fs::write(&path, pem.as_bytes()).unwrap();
+    (
+        path.clone(),
+        SigningKey::from_pem_file(&path, Some(alg)).unwrap(),
+    )
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+#[tokio::test]
+async fn service_a_issuer_call_and_listen() {
+    let (a, _b) = pair(&[], &[]).await;
+    let (status, body) = whoami(&a).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["iss"].as_str(),
+            body["sub"].as_str(),
+            body["aud"].as_str()
+        ),
+        (Some(A), Some(A), Some(B))
+    );
+    let (status, body, _) = call(&a, "aud=https://unknown.internal", "").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("unknown audience"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn service_a_key_and_alg() {
+    let (path, key) = temp_key(Algorithm::ES256);
+    let (a, _b) = pair(&["--key", path.to_str().unwrap(), "--alg", "ES256"], &[]).await;
+    let (status, body) = whoami(&a).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["kid"], key.kid());
+    let jwks: Value = reqwest::get(a.url("/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["alg"], "ES256");
+    // A key that does not fit the algorithm is refused at start.
+    let out = Command::new(binaries().join("service-a"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            A,
+            "--key",
+            path.to_str().unwrap(),
+            "--alg",
+            "EdDSA",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key"));
+    // Without --key, a key of --alg is generated.
+    let generated = service_a(&["--issuer", A, "--alg", "PS256"]).await;
+    let jwks: Value = reqwest::get(generated.url("/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["alg"], "PS256");
+    std::fs::remove_file(path).unwrap();
+}
+
+#[tokio::test]
+async fn service_a_lifetime_and_jwks_max_age() {
+    let (a, _b) = pair(
+        &["--lifetime-secs", "120", "--jwks-max-age-secs", "77"],
+        &[],
+    )
+    .await;
+    let (_, body) = whoami(&a).await;
+    let claims = &body["claims"];
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        120
+    );
+    let r = reqwest::get(a.url("/.well-known/jwks.json")).await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "public, max-age=77");
+    let out = Command::new(binaries().join("service-a"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            A,
+            "--lifetime-secs",
+            "3601",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "lifetimes over an hour are refused");
+}
+
+#[tokio::test]
+async fn service_a_expose_tokens_and_rotate() {
+    let (a, _b) = pair(&["--danger-expose-tokens"], &[]).await;
+    let (_, _, headers) = call(&a, &format!("aud={B}&path=/whoami&method=GET"), "").await;
+    assert!(
+        headers["x-svcauth-sent-authorization"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer ey")
+    );
+    let (plain, _b2) = pair(&[], &[]).await;
+    let (_, _, headers) = call(&plain, &format!("aud={B}&path=/whoami&method=GET"), "").await;
+    assert!(
+        !headers.contains_key("x-svcauth-sent-authorization"),
+        "tokens stay private by default"
+    );
+    // Rotation from loopback is accepted by default (--allow-remote-rotate
+    // opens it to other addresses; its check is unit-tested in service-a).
+    let r: Value = reqwest::Client::new()
+        .post(a.url("/rotate"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(r["old_kid"], r["new_kid"]);
+}
+
+#[tokio::test]
+async fn service_a_danger_allow_insecure_http() {
+    // An IPv4-mapped IPv6 address reaches loopback but is not a loopback
+    // address to the signer: it counts as plain http to another host.
+    let b_port = free_port();
+    let target = format!("{B}=http://[::ffff:127.0.0.1]:{b_port}");
+    let a = service_a(&["--issuer", A, "--call", &target]).await;
+    let insecure = service_a(&[
+        "--issuer",
+        A,
+        "--call",
+        &target,
+        "--danger-allow-insecure-http",
+    ])
+    .await;
+    let mut b_args = s(&[
+        "--listen",
+        &format!("127.0.0.1:{b_port}"),
+        "--audience",
+        B,
+        "--trust",
+    ]);
+    b_args.push(format!("{A}={}", a.url("/.well-known/jwks.json")));
+    let _b = Proc {
+        child: Command::new(binaries().join("service-b"))
+            .args(&b_args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        port: b_port,
+    };
+    wait_ready(b_port, |h| h["ready"] == true).await;
+    let (_, _, headers) = call(&a, &format!("aud={B}&path=/whoami&method=GET"), "").await;
+    assert_eq!(headers["www-authenticate"], "Bearer", "no token was sent");
+    let (status, _, headers) =
+        call(&insecure, &format!("aud={B}&path=/whoami&method=GET"), "").await;
+    assert_ne!(
+        headers.get("www-authenticate").map(|v| v.to_str().unwrap()),
+        Some("Bearer"),
+        "a token was sent ({status})"
+    );
+}
+
+#[tokio::test]
+async fn service_b_audience_trust_and_allow_caller() {
+    let a = service_a(&["--issuer", A]).await;
+    let jwks = format!("{A}={}", a.url("/.well-known/jwks.json"));
+    // A's token for B, minted through A, sent to services configured differently.
+    let (path, key) = temp_key(Algorithm::EdDSA);
+    let keyed = service_a(&["--issuer", A, "--key", path.to_str().unwrap()]).await;
+    let keyed_jwks = format!("{A}={}", keyed.url("/.well-known/jwks.json"));
+    let token = mint(
+        &key,
+        json!({ "iss": A, "sub": A, "aud": B, "iat": now(), "exp": now() + 300 }),
+    );
+    let get = |b: &Proc| {
+        let (url, token) = (b.url("/whoami"), token.clone());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let ok = start(
+        "service-b",
+        &s(&["--audience", B, "--trust", &keyed_jwks]),
+        |h| h["ready"] == true,
+    )
+    .await;
+    assert_eq!(get(&ok).await, 200);
+    let other_aud = start(
+        "service-b",
+        &s(&[
+            "--audience",
+            "https://other.internal",
+            "--trust",
+            &keyed_jwks,
+        ]),
+        |h| h["ready"] == true,
+    )
+    .await;
+    assert_eq!(get(&other_aud).await, 401);
+    let other_trust = start(
+        "service-b",
+        &s(&[
+            "--audience",
+            B,
+            "--trust",
+            &jwks.replace(A, "https://x.internal"),
+        ]),
+        |h| h["ready"] == true,
+    )
+    .await;
+    assert_eq!(get(&other_trust).await, 401);
+    let allow = start(
+        "service-b",
+        &s(&[
+            "--audience",
+            B,
+            "--trust",
+            &keyed_jwks,
+            "--allow-caller",
+            "https://x.internal",
+        ]),
+        |h| h["ready"] == true,
+    )
+    .await;
+    assert_eq!(get(&allow).await, 403);
+    let allow_a = start(
+        "service-b",
+        &s(&["--audience", B, "--trust", &keyed_jwks, "--allow-caller", A]),
+        |h| h["ready"] == true,
+    )
+    .await;
+    assert_eq!(get(&allow_a).await, 200);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[tokio::test]
+async fn service_b_leeway_and_max_lifetime() {
+    let (path, key) = temp_key(Algorithm::EdDSA);
+    let a = service_a(&["--issuer", A, "--key", path.to_str().unwrap()]).await;
+    let jwks = format!("{A}={}", a.url("/.well-known/jwks.json"));
+    let expired_45s = mint(
+        &key,
+        json!({ "iss": A, "sub": A, "aud": B, "iat": now() - 345, "exp": now() - 45 }),
+    );
+    let long_lived = mint(
+        &key,
+        json!({ "iss": A, "sub": A, "aud": B, "iat": now(), "exp": now() + 900 }),
+    );
+    let status = |b: &Proc, token: &str| {
+        let (url, token) = (b.url("/whoami"), token.to_owned());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let strict = start("service-b", &s(&["--audience", B, "--trust", &jwks]), |h| {
+        h["ready"] == true
+    })
+    .await;
+    assert_eq!(status(&strict, &expired_45s).await, 401);
+    assert_eq!(status(&strict, &long_lived).await, 401);
+    let lenient = start(
+        "service-b",
+        &s(&[
+            "--audience",
+            B,
+            "--trust",
+            &jwks,
+            "--leeway-secs",
+            "60",
+            "--max-lifetime-secs",
+            "1000",
+        ]),
+        |h| h["ready"] == true,
+    )
+    .await;
+    assert_eq!(status(&lenient, &expired_45s).await, 200);
+    assert_eq!(status(&lenient, &long_lived).await, 200);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[tokio::test]
+async fn service_b_trust_oidc() {
+    let a_port = free_port();
+    let discovery = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let doc = json!({ "issuer": issuer, "jwks_uri": format!("http://127.0.0.1:{a_port}/.well-known/jwks.json") });
+        let app = axum::Router::new().route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        issuer
+    };
+    let b_port = free_port();
+    let mut a_args = s(&[
+        "--listen",
+        &format!("127.0.0.1:{a_port}"),
+        "--issuer",
+        &discovery,
+        "--call",
+    ]);
+    a_args.push(format!("{B}=http://127.0.0.1:{b_port}"));
+    let a = Proc {
+        child: Command::new(binaries().join("service-a"))
+            .args(&a_args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        port: a_port,
+    };
+    wait_ready(a_port, |_| true).await;
+    let b_args = s(&[
+        "--listen",
+        &format!("127.0.0.1:{b_port}"),
+        "--audience",
+        B,
+        "--trust-oidc",
+        &discovery,
+    ]);
+    let b = Proc {
+        child: Command::new(binaries().join("service-b"))
+            .args(&b_args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        port: b_port,
+    };
+    wait_ready(b_port, |h| h["ready"] == true).await;
+    let mut last = (0, Value::Null);
+    for _ in 0..100 {
+        last = whoami(&a).await;
+        if last.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last.0, 200, "{}", last.1);
+    assert_eq!(last.1["iss"], discovery.as_str());
+    drop(b);
+}
+
+#[tokio::test]
+async fn service_b_unknown_kid_cooldown() {
+    // Default cooldown (30 s): a key rotated right after B's first fetch is
+    // not found yet. With 1 s, it is found after a second.
+    for (cooldown, expect) in [(None, 401), (Some("1"), 200)] {
+        let extra: Vec<&str> = cooldown
+            .map(|c| vec!["--unknown-kid-cooldown-secs", c])
+            .unwrap_or_default();
+        let (a, _b) = pair(&[], &extra).await;
+        assert_eq!(whoami(&a).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        reqwest::Client::new()
+            .post(a.url("/rotate"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(whoami(&a).await.0, expect, "cooldown {cooldown:?}");
+    }
+}
+
+#[tokio::test]
+async fn service_b_public_base_url_and_max_body_bytes() {
+    let bound = |a: &Proc, body: &str| {
+        let (a, body) = (
+            a.url(&format!("/call?aud={B}&path=/echo&bind=true")),
+            body.to_owned(),
+        );
+        async move {
+            reqwest::Client::new()
+                .post(a)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let (a, _b) = pair(&[], &[]).await;
+    assert_eq!(bound(&a, "hello").await, 200);
+    let (a, _b) = pair(&[], &["--public-base-url", "https://b.example"]).await;
+    assert_eq!(
+        bound(&a, "hello").await,
+        401,
+        "htu must name the public URL"
+    );
+    let (a, _b) = pair(&[], &["--max-body-bytes", "1024"]).await;
+    assert_eq!(bound(&a, &"x".repeat(1000)).await, 200);
+    assert_eq!(bound(&a, &"x".repeat(2000)).await, 413);
+}

@@ -1,0 +1,29 @@
+//! `cargo xtask demo`, run as README.md says, must show every step working.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_shows_every_step_working() {
+    let out = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--package", "xtask", "--", "demo"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    for step in [
+        "A calls B with a token for exactly B",
+        "a token minted for another audience (c.internal) is refused",
+        "a forged token",
+        "a request-bound call (htm, htu, body_sha256) succeeds",
+        "the same bound token with a changed body is refused",
+        "A rotates its key; the next call succeeds with the new kid, B fetched A's JWKS once",
+    ] {
+        assert!(
+            stdout.contains(&format!("[ok  ] {step}")),
+            "step not ok: {step}\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("[FAIL]"), "{stdout}");
+}
