@@ -85,3 +85,8 @@ pub use signer::{
     DEFAULT_SAFETY_MARGIN, Destination, Signer, SignerBuilder, SignerMetrics, TargetAudience,
 };
 pub use token::{BoxFuture, OnBehalfOf, Token, TokenRequest, TokenSource};
+
+/// The README's snippets, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

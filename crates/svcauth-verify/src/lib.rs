@@ -105,8 +105,3 @@ pub use store::{
     StoreError, StoreFuture,
 };
 pub use verifier::{RequestTarget, Verifier};
-
-/// The README's snippets, compiled as doc tests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;
