@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use svcauth_core::{Algorithm, b64};
+use svcauth_core::Algorithm;
 use svcauth_jwks::{SigningKey, generate_pkcs8_pem};
 
 const A: &str = "https://a.internal";
@@ -177,16 +177,7 @@ fn now() -> u64 {
 }
 
 fn mint(key: &SigningKey, claims: Value) -> String {
-    let header = json!({ "alg": key.algorithm().as_str(), "typ": "JWT", "kid": key.kid() });
-    let input = format!(
-        "{}.{}",
-        b64::encode(header.to_string()),
-        b64::encode(claims.to_string())
-    );
-    format!(
-        "{input}.{}",
-        b64::encode(key.sign(input.as_bytes()).unwrap())
-    )
+    key.sign_jws(claims.to_string().as_bytes()).unwrap()
 }
 
 fn temp_key(alg: Algorithm) -> (PathBuf, SigningKey) {

@@ -138,20 +138,8 @@ pub(crate) fn random_id() -> String {
     b64::encode(bytes)
 }
 
-/// `header.claims.signature` with header `{"alg","typ":"JWT","kid"}`.
+/// A compact JWS of `claims`, signed by `key` (header `alg`, `typ`, `kid`).
 pub(crate) fn compact_jws(key: &SigningKey, claims: &impl Serialize) -> Result<String, SignError> {
-    let header = format!(
-        r#"{{"alg":"{}","typ":"JWT","kid":"{}"}}"#,
-        key.algorithm(),
-        key.kid()
-    );
     let claims = serde_json::to_vec(claims).map_err(|e| SignError::Key(e.to_string()))?;
-    let mut token = String::with_capacity(header.len() * 2 + claims.len() * 4 / 3 + 400);
-    token.push_str(&b64::encode(header));
-    token.push('.');
-    token.push_str(&b64::encode(claims));
-    let signature = key.sign(token.as_bytes())?;
-    token.push('.');
-    token.push_str(&b64::encode(signature));
-    Ok(token)
+    Ok(key.sign_jws(&claims)?)
 }

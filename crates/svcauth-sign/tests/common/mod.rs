@@ -282,17 +282,10 @@ fn restamp_act(sts: &Sts, token: &str, actor: Option<&str>) -> String {
             claims.as_object_mut().unwrap().remove("act");
         }
     }
-    let key = sts.ring.signing_key();
-    let header = header_of(token);
-    let input = format!(
-        "{}.{}",
-        b64::encode(header.to_string()),
-        b64::encode(claims.to_string())
-    );
-    format!(
-        "{input}.{}",
-        b64::encode(key.sign(input.as_bytes()).unwrap())
-    )
+    sts.ring
+        .signing_key()
+        .sign_jws(claims.to_string().as_bytes())
+        .unwrap()
 }
 
 fn base64_std(s: &str) -> String {
