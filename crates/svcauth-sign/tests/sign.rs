@@ -629,3 +629,39 @@ fn lifetimes_over_an_hour_are_refused() {
 async fn json(response: reqwest::Response) -> serde_json::Value {
     serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
 }
+
+#[tokio::test]
+async fn hyper_util_client_through_the_layer() {
+    use hyper_util::client::legacy::Client as HyperClient;
+    use hyper_util::rt::TokioExecutor;
+
+    let ring = ring(Algorithm::RS256);
+    let jwks = publish(&ring).await;
+    let b = service_b(vec![(ISS_A, remote(&jwks))]).await;
+    let hyper = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut client = ServiceBuilder::new()
+        .layer(SignLayer::new(signer_to(&b, &ring)))
+        .service(hyper);
+    for (path, body) in [("/whoami", ""), ("/echo", "hello")] {
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", b.url))
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = client.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        if path == "/echo" {
+            assert_eq!(&bytes[..], b"hello");
+        } else {
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["sub"],
+                ISS_A
+            );
+        }
+    }
+}
