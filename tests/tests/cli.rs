@@ -612,3 +612,119 @@ async fn service_b_public_base_url_and_max_body_bytes() {
     assert_eq!(bound(&a, &"x".repeat(1000)).await, 200);
     assert_eq!(bound(&a, &"x".repeat(2000)).await, 413);
 }
+
+/// `redis-server` on a free port, or `None` when it is missing and peers are
+/// not required (`cargo xtask test` requires them).
+fn redis_server() -> Option<(Child, u16)> {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("SVCAUTH_REQUIRE_PEERS").is_none(),
+            "redis-server is not installed"
+        );
+        eprintln!(
+            "SKIPPED peer test: redis-server is not installed (cargo xtask test installs it)"
+        );
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, port))
+}
+
+#[tokio::test]
+async fn service_b_redis_shares_replay_state_between_replicas() {
+    let Some((mut redis, redis_port)) = redis_server() else {
+        return;
+    };
+    let redis_url = format!("redis://127.0.0.1:{redis_port}/");
+    // Replica 1 is the one A calls; replica 2 sits behind the same public URL.
+    let (a, b1) = pair(&["--danger-expose-tokens"], &["--redis", &redis_url]).await;
+    let jwks = format!("{A}={}", a.url("/.well-known/jwks.json"));
+    let public = b1.url("");
+    let shared = start(
+        "service-b",
+        &s(&[
+            "--audience",
+            B,
+            "--trust",
+            &jwks,
+            "--public-base-url",
+            &public,
+            "--redis",
+            &redis_url,
+        ]),
+        |h| h["ready"] == true,
+    )
+    .await;
+    let alone = start(
+        "service-b",
+        &s(&[
+            "--audience",
+            B,
+            "--trust",
+            &jwks,
+            "--public-base-url",
+            &public,
+        ]),
+        |h| h["ready"] == true,
+    )
+    .await;
+
+    let replay_to = |b: &Proc, token: String| {
+        let url = b.url("/echo");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("authorization", token)
+                .body("pay")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let spend = || async {
+        let (status, _, headers) = call(&a, &format!("aud={B}&path=/echo&bind=true"), "pay").await;
+        assert_eq!(status, 200);
+        headers["x-svcauth-sent-authorization"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        replay_to(&shared, spend().await).await,
+        401,
+        "spent at replica 1, refused at replica 2"
+    );
+    assert_eq!(
+        replay_to(&alone, spend().await).await,
+        200,
+        "without --redis each replica remembers alone"
+    );
+    let _ = redis.kill();
+    let _ = redis.wait();
+}

@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 
 mod demo;
 mod keygen;
+mod peers;
 
 const USAGE: &str = "\
 usage: cargo xtask <task>
@@ -62,6 +63,9 @@ fn cargo(args: &[&str]) -> Result<(), String> {
 /// The whole suite, as CI runs it. Ends with one summary line,
 /// `N passed, M failed`, over every test binary and doc test.
 fn test() -> Result<(), String> {
+    peers::install()?;
+    // Peer tests (real Redis, ...) must run: cargo_test sets
+    // SVCAUTH_REQUIRE_PEERS, so a skipped peer test fails.
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -96,6 +100,7 @@ fn cargo_test(args: &[&str], totals: &mut Totals) -> Result<(), String> {
     let mut child = Command::new(&cargo)
         .args(args)
         .current_dir(root())
+        .env("SVCAUTH_REQUIRE_PEERS", "1")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not run {cargo}: {e}"))?;

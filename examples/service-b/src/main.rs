@@ -81,6 +81,10 @@ struct Args {
     /// Largest body of a request-bound call, in bytes.
     #[arg(long, env = "SERVICE_B_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
+    /// Redis for replay and revocation state shared by all replicas
+    /// (redis://host:port/db); without it, state is per process.
+    #[arg(long, env = "SERVICE_B_REDIS", value_name = "URL")]
+    redis: Option<String>,
 }
 
 #[derive(Clone)]
@@ -123,6 +127,21 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(url) = &args.public_base_url {
         builder =
             builder.public_base_url(url.parse().map_err(|e| format!("--public-base-url: {e}"))?);
+    }
+    if let Some(url) = &args.redis {
+        let config = svcauth_redis::RedisConfig::new(url);
+        // Connect now if Redis is up; otherwise start anyway and fail
+        // closed (503) on requests that need it until it is back.
+        let stores = match svcauth_redis::RedisStores::connect(config.clone()).await {
+            Ok(stores) => stores,
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis unreachable at start; replay-protected requests answer 503 until it is back");
+                svcauth_redis::RedisStores::new(config).map_err(|e| format!("--redis: {e}"))?
+            }
+        };
+        builder = builder
+            .replay_store(std::sync::Arc::new(stores.replay()))
+            .revocation_store(std::sync::Arc::new(stores.revocation()));
     }
     let verifier = builder.build().map_err(|e| e.to_string())?;
     let mut layer = VerifyLayer::new(verifier.clone());

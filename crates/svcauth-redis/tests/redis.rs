@@ -1,0 +1,373 @@
+//! The Redis stores against a real `redis-server`, started here on a free
+//! loopback port. Without `redis-server` these tests say they are skipped;
+//! with `SVCAUTH_REQUIRE_PEERS=1` (set by `cargo xtask test`) that is a failure.
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::routing::post;
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use serde_json::json;
+use svcauth_core::{Algorithm, Clock, RequestBinding, SystemClock};
+use svcauth_jwks::{KeySet, KeySource, SigningKey};
+use svcauth_redis::{RedisConfig, RedisStores};
+use svcauth_verify::{ErrorKind, RequestTarget, Verifier, VerifyError, VerifyLayer};
+use tower::ServiceExt;
+
+const AUD: &str = "https://b.internal";
+const ISS: &str = "https://a.internal";
+
+/// A redis-server child process with an append-only file, killed on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts redis-server, or returns `None` (after saying why) when it is
+    /// not installed and peers are not required.
+    fn start() -> Option<RedisServer> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            let why = "redis-server is not installed (cargo xtask test installs it)";
+            if std::env::var_os("SVCAUTH_REQUIRE_PEERS").is_some() {
+                panic!("{why}");
+            }
+            eprintln!("SKIPPED peer test: {why}");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("svcauth-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Some(Self::spawn(port, dir))
+    }
+
+    fn spawn(port: u16, dir: PathBuf) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                dir.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        *self = Self::spawn(self.port, self.dir.clone());
+    }
+
+    fn signal(&self, signal: &str) {
+        Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Peer {
+    key: SigningKey,
+    keys: KeySource,
+}
+
+fn peer() -> Peer {
+    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let jwks = json!({ "keys": [key.public_jwk()] }).to_string();
+    let keys = KeySource::fixed(KeySet::from_jwks(jwks.as_bytes(), 65536).unwrap());
+    Peer { key, keys }
+}
+
+fn verifier(peer: &Peer, stores: &RedisStores) -> Verifier {
+    Verifier::builder(AUD)
+        .trust(ISS, peer.keys.clone())
+        .replay_store(Arc::new(stores.replay()))
+        .revocation_store(Arc::new(stores.revocation()))
+        .build()
+        .unwrap()
+}
+
+fn token(peer: &Peer, jti: &str, binding: Option<&RequestBinding>) -> String {
+    let now = SystemClock.now_secs();
+    let mut claims =
+        json!({ "iss": ISS, "sub": ISS, "aud": AUD, "iat": now, "exp": now + 300, "jti": jti });
+    if let Some(b) = binding {
+        claims["htm"] = b.htm.clone().into();
+        claims["htu"] = b.htu.clone().into();
+        claims["body_sha256"] = b.body_sha256.clone().into();
+    }
+    peer.key.sign_jws(claims.to_string().as_bytes()).unwrap()
+}
+
+fn bound(peer: &Peer, jti: &str) -> String {
+    let binding =
+        RequestBinding::for_parts(&Method::POST, "http", "b.internal", "/echo", b"pay").unwrap();
+    token(peer, jti, Some(&binding))
+}
+
+async fn verify_bound(verifier: &Verifier, token: &str) -> Result<(), ErrorKind> {
+    let uri: Uri = "/echo".parse().unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert("host", "b.internal".parse().unwrap());
+    let target = RequestTarget {
+        method: &Method::POST,
+        uri: &uri,
+        headers: &headers,
+    };
+    verifier
+        .verify_request(token, target, b"pay", false)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.kind())
+}
+
+/// A key prefix of its own for each test.
+fn prefix() -> String {
+    format!("t{}:", SystemClock.now().as_nanos())
+}
+
+/// One replica's stores. Tests other than the timeout test give Redis 2 s, so
+/// a loaded CI machine cannot turn a slow answer into a failure.
+async fn stores(
+    redis: &RedisServer,
+    prefix: &str,
+    timeout: Duration,
+    fails_open: bool,
+) -> RedisStores {
+    let config = RedisConfig::new(&redis.url())
+        .prefix(prefix)
+        .timeout(timeout)
+        .revocation_fails_open(fails_open);
+    RedisStores::connect(config).await.unwrap()
+}
+
+const RELAXED: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_accept_a_bound_token_once_in_total() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let peer = peer();
+    let prefix = prefix();
+    let shared = stores(&redis, &prefix, RELAXED, false).await;
+    let (one, two) = (
+        verifier(&peer, &shared),
+        verifier(&peer, &stores(&redis, &prefix, RELAXED, false).await),
+    );
+    let token = bound(&peer, "once");
+    assert_eq!(verify_bound(&one, &token).await, Ok(()));
+    assert_eq!(verify_bound(&two, &token).await, Err(ErrorKind::Replayed));
+    assert_eq!(verify_bound(&one, &token).await, Err(ErrorKind::Replayed));
+
+    // 100 concurrent replays over both replicas: exactly one is accepted.
+    let token = Arc::new(bound(&peer, "race"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let (verifier, token) = (
+            if i % 2 == 0 { one.clone() } else { two.clone() },
+            token.clone(),
+        );
+        tasks.spawn(async move { verify_bound(&verifier, &token).await });
+    }
+    let results = tasks.join_all().await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(ErrorKind::Replayed)))
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_jti_or_key_is_refused_by_every_replica() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let peer = peer();
+    let prefix = prefix();
+    let shared = stores(&redis, &prefix, RELAXED, false).await;
+    let other = stores(&redis, &prefix, RELAXED, false).await;
+    let (one, two) = (verifier(&peer, &shared), verifier(&peer, &other));
+    let token = token(&peer, "to-revoke", None);
+    assert!(one.verify(&token).await.is_ok());
+    assert!(two.verify(&token).await.is_ok(), "cached on both");
+    shared
+        .revocation()
+        .revoke_jti(ISS, "to-revoke", SystemClock.now_secs() + 300)
+        .await
+        .unwrap();
+    assert_eq!(
+        one.verify(&token).await.unwrap_err().kind(),
+        ErrorKind::Revoked
+    );
+    assert_eq!(
+        two.verify(&token).await.unwrap_err().kind(),
+        ErrorKind::Revoked
+    );
+
+    let fresh = self::token(&peer, "fresh", None);
+    assert!(two.verify(&fresh).await.is_ok());
+    other
+        .revocation()
+        .revoke_key(ISS, peer.key.kid(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        one.verify(&fresh).await.unwrap_err().kind(),
+        ErrorKind::Revoked
+    );
+}
+
+fn echo_app(verifier: Verifier) -> Router {
+    Router::new()
+        .route("/echo", post(|b: Bytes| async move { b }))
+        .layer(VerifyLayer::new(verifier))
+}
+
+async fn send(app: &Router, token: &str) -> (StatusCode, Option<ErrorKind>) {
+    let request = Request::post("/echo")
+        .header("host", "b.internal")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from("pay"))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    (
+        response.status(),
+        response.extensions().get::<VerifyError>().map(|e| e.kind()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_closed_and_loses_nothing() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let peer = peer();
+    let prefix = prefix();
+    let shared = stores(&redis, &prefix, RELAXED, false).await;
+    let app = echo_app(verifier(&peer, &shared));
+    let open = stores(&redis, &prefix, RELAXED, true).await;
+    let lenient = Verifier::builder(AUD)
+        .trust(ISS, peer.keys.clone())
+        .revocation_store(Arc::new(open.revocation()))
+        .build()
+        .unwrap();
+
+    let spent = bound(&peer, "spent-before-outage");
+    assert_eq!(send(&app, &spent).await, (StatusCode::OK, None));
+
+    redis.kill();
+    // Replay protection fails closed: 503, never an unchecked bound request.
+    assert_eq!(
+        send(&app, &bound(&peer, "during")).await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(ErrorKind::StoreUnavailable)
+        )
+    );
+    // Revocation fails closed by default, open when configured so.
+    let unbound = token(&peer, "unbound", None);
+    let verifier_closed = verifier(&peer, &shared);
+    assert_eq!(
+        verifier_closed.verify(&unbound).await.unwrap_err().kind(),
+        ErrorKind::StoreUnavailable
+    );
+    assert!(lenient.verify(&unbound).await.is_ok());
+
+    // Redis comes back (with its append-only file): service resumes, and the
+    // token spent before the outage is still spent.
+    redis.restart();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if send(
+            &app,
+            &bound(&peer, &format!("after-{}", SystemClock.now().as_nanos())),
+        )
+        .await
+        .0 == StatusCode::OK
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "requests succeed again after Redis restarts");
+    assert_eq!(
+        send(&app, &spent).await,
+        (StatusCode::UNAUTHORIZED, Some(ErrorKind::Replayed))
+    );
+}
+
+#[tokio::test]
+async fn a_hung_redis_is_bounded_by_the_timeout() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let peer = peer();
+    // The default 50 ms timeout, on an established connection.
+    let shared = stores(&redis, &prefix(), svcauth_redis::DEFAULT_TIMEOUT, false).await;
+    let verifier = verifier(&peer, &shared);
+    redis.signal("-STOP");
+    // The answer comes from the 50 ms timeout, not from Redis: fail closed.
+    let result = tokio::time::timeout(
+        Duration::from_secs(5),
+        verify_bound(&verifier, &bound(&peer, "hung")),
+    )
+    .await;
+    redis.signal("-CONT");
+    assert_eq!(
+        result.expect("bounded by the store timeout"),
+        Err(ErrorKind::StoreUnavailable)
+    );
+}
