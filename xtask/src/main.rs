@@ -64,8 +64,12 @@ fn cargo(args: &[&str]) -> Result<(), String> {
 /// `N passed, M failed`, over every test binary and doc test.
 fn test() -> Result<(), String> {
     peers::install()?;
-    // Peer tests (real Redis, ...) must run: cargo_test sets
-    // SVCAUTH_REQUIRE_PEERS, so a skipped peer test fails.
+    let python = peers::install_jose_stacks(&root())?;
+    // Peer tests must run here: with SVCAUTH_REQUIRE_PEERS a skip is a failure.
+    let env = [
+        ("SVCAUTH_REQUIRE_PEERS", "1".to_owned()),
+        ("SVCAUTH_PEER_PYTHON", python.to_string_lossy().into_owned()),
+    ];
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -76,8 +80,8 @@ fn test() -> Result<(), String> {
         "warnings",
     ])?;
     let mut totals = Totals::default();
-    let result = cargo_test(&["test", "--workspace", "--all-targets"], &mut totals)
-        .and_then(|()| cargo_test(&["test", "--workspace", "--doc"], &mut totals));
+    let result = cargo_test(&["test", "--workspace", "--all-targets"], &env, &mut totals)
+        .and_then(|()| cargo_test(&["test", "--workspace", "--doc"], &env, &mut totals));
     println!(
         "\nxtask test: {} passed, {} failed",
         totals.passed, totals.failed
@@ -93,14 +97,14 @@ struct Totals {
 
 /// Runs a `cargo test` command, echoing its output and adding up its
 /// `test result:` lines.
-fn cargo_test(args: &[&str], totals: &mut Totals) -> Result<(), String> {
+fn cargo_test(args: &[&str], env: &[(&str, String)], totals: &mut Totals) -> Result<(), String> {
     use std::io::{BufRead, BufReader};
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("\n==> cargo {}", args.join(" "));
     let mut child = Command::new(&cargo)
         .args(args)
         .current_dir(root())
-        .env("SVCAUTH_REQUIRE_PEERS", "1")
+        .envs(env.iter().map(|(k, v)| (*k, v)))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not run {cargo}: {e}"))?;

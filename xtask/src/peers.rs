@@ -55,3 +55,70 @@ pub(crate) fn install() -> Result<(), String> {
         Err("redis-server still missing after installing it".into())
     }
 }
+
+/// Where the Python peer environment lives.
+pub(crate) fn venv(root: &std::path::Path) -> std::path::PathBuf {
+    root.join("target").join("peers").join("venv")
+}
+
+/// Creates the Python venv with PyJWT and runs `npm ci` for node's jose,
+/// when they are missing or out of date. Returns the venv's python.
+pub(crate) fn install_jose_stacks(root: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let run =
+        |program: &std::path::Path, args: &[&str], dir: &std::path::Path| -> Result<(), String> {
+            let status = Command::new(program)
+                .args(args)
+                .current_dir(dir)
+                .status()
+                .map_err(|e| format!("running {} {args:?}: {e}", program.display()))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("{} {args:?} failed ({status})", program.display()))
+            }
+        };
+    let peers = root.join("tests").join("peers");
+    let venv = venv(root);
+    let python = venv.join("bin").join("python");
+    let requirements =
+        std::fs::read_to_string(peers.join("requirements.txt")).map_err(|e| e.to_string())?;
+    let stamp = venv.join("installed-requirements.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(requirements.as_str()) {
+        eprintln!(
+            "==> creating the Python peer environment (PyJWT) in {}",
+            venv.display()
+        );
+        run(
+            std::path::Path::new("python3"),
+            &["-m", "venv", &venv.to_string_lossy()],
+            root,
+        )?;
+        run(
+            &python,
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                "requirements.txt",
+            ],
+            &peers,
+        )?;
+        std::fs::write(&stamp, &requirements).map_err(|e| e.to_string())?;
+    }
+    let lock =
+        std::fs::read_to_string(peers.join("package-lock.json")).map_err(|e| e.to_string())?;
+    let node_stamp = peers.join("node_modules").join(".svcauth-lock");
+    if std::fs::read_to_string(&node_stamp).ok().as_deref() != Some(lock.as_str()) {
+        eprintln!("==> npm ci in tests/peers (node's jose)");
+        run(
+            std::path::Path::new("npm"),
+            &["ci", "--silent", "--no-audit", "--no-fund"],
+            &peers,
+        )?;
+        std::fs::write(&node_stamp, &lock).map_err(|e| e.to_string())?;
+    }
+    Ok(python)
+}

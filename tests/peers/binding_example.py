@@ -1,0 +1,19 @@
+"""Reproduces the request-binding example of docs/PROTOCOL.md from its inputs,
+with nothing but the standard library: prints htm, htu and body_sha256."""
+import base64
+import hashlib
+import json
+from urllib.parse import urlsplit
+
+method = "POST"
+url = "https://Service-B.internal:443/v1/orders?dry_run=1"
+body = b'{"sku":"A-1","qty":2}'
+
+parts = urlsplit(url)
+scheme = parts.scheme.lower()
+host = parts.hostname.lower()  # urlsplit lower-cases the host too
+default_port = {"http": 80, "https": 443}[scheme]
+authority = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+htu = f"{scheme}://{authority}{parts.path or '/'}"
+body_sha256 = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=").decode()
+print(json.dumps({"htm": method, "htu": htu, "body_sha256": body_sha256}))
