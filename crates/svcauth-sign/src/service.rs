@@ -28,14 +28,22 @@ impl<S> Sign<S> {
 
 fn destination(uri: &http::Uri) -> Result<Destination<'_>, SignError> {
     let scheme = uri.scheme_str().ok_or(SignError::RelativeUrl)?;
-    let host = uri.host().ok_or(SignError::RelativeUrl)?;
-    let port = uri
-        .port_u16()
-        .unwrap_or(if scheme.eq_ignore_ascii_case("https") {
-            443
-        } else {
-            80
-        });
+    let authority = uri.authority().ok_or(SignError::RelativeUrl)?.as_str();
+    // One pass over the authority (`Uri::host` and `Uri::port_u16` would
+    // each parse it again): drop user info, then split host and port.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (
+            host,
+            Some(port.parse::<u16>().map_err(|_| SignError::RelativeUrl)?),
+        ),
+        _ => (host_port, None),
+    };
+    let port = port.unwrap_or(if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    });
     Ok(Destination {
         scheme,
         host: host.trim_start_matches('[').trim_end_matches(']'),
@@ -219,5 +227,45 @@ where
             sign_reqwest(&signer, &mut request, None).await?;
             inner.call(request).await.map_err(Into::into)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destination_reads_host_and_port_in_every_form() {
+        let d = |u: &str| {
+            let uri: http::Uri = u.parse().unwrap();
+            let d = destination(&uri).unwrap();
+            (
+                d.scheme.to_owned(),
+                d.host.to_owned(),
+                d.port,
+                d.path.to_owned(),
+            )
+        };
+        assert_eq!(
+            d("https://b.internal/x"),
+            ("https".into(), "b.internal".into(), 443, "/x".into())
+        );
+        assert_eq!(
+            d("http://b.internal:8080/"),
+            ("http".into(), "b.internal".into(), 8080, "/".into())
+        );
+        assert_eq!(
+            d("http://[::1]:9/y"),
+            ("http".into(), "::1".into(), 9, "/y".into())
+        );
+        assert_eq!(
+            d("https://[::1]/y"),
+            ("https".into(), "::1".into(), 443, "/y".into())
+        );
+        assert_eq!(
+            d("http://u:p@h:81/"),
+            ("http".into(), "h".into(), 81, "/".into())
+        );
+        assert!(destination(&"/relative".parse().unwrap()).is_err());
     }
 }
