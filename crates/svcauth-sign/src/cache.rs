@@ -2,8 +2,12 @@
 //! background by one task per audience, never hand out a token about to
 //! expire.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use http::HeaderValue;
 
 use arc_swap::ArcSwapOption;
 
@@ -62,9 +66,31 @@ impl Slot {
 
 type Map = papaya::HashMap<Box<str>, Arc<Slot>, foldhash::fast::RandomState>;
 
+/// A thread's own copy of a cached header, usable until the token's refresh
+/// point: handing it out touches no cache line another thread writes.
+struct LocalToken {
+    header: HeaderValue,
+    refresh_at: u64,
+    epoch: u64,
+}
+
+type Local = HashMap<Box<str>, LocalToken, foldhash::fast::RandomState>;
+
+/// Audiences each thread keeps copies for, per cache.
+const LOCAL_CAPACITY: usize = 256;
+/// Caches a thread keeps copies for before it starts over.
+const LOCAL_CACHES: usize = 16;
+
+thread_local! {
+    static LOCAL: RefCell<Vec<(u64, Local)>> = const { RefCell::new(Vec::new()) };
+}
+
 pub(crate) struct TokenCache {
     slots: Map,
     capacity: usize,
+    id: u64,
+    /// Bumped by `clear`, so threads' copies made before it stop answering.
+    epoch: AtomicU64,
 }
 
 impl TokenCache {
@@ -75,7 +101,58 @@ impl TokenCache {
                 .capacity(capacity.min(1024))
                 .build(),
             capacity,
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    /// This thread's copy of the header for `audience`, if still before its
+    /// refresh point and made since the last `clear`.
+    pub(crate) fn local(&self, audience: &str, now_ms: u64) -> Option<HeaderValue> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        LOCAL.with(|l| {
+            let all = l.borrow();
+            let (_, mine) = all.iter().find(|(id, _)| *id == self.id)?;
+            let t = mine.get(audience)?;
+            (now_ms < t.refresh_at && t.epoch == epoch).then(|| t.header.clone())
+        })
+    }
+
+    /// Keeps a copy of `header` (its own allocation) for this thread.
+    pub(crate) fn keep_local(&self, audience: &str, header: &HeaderValue, refresh_at: u64) {
+        let Ok(mut copy) = HeaderValue::from_bytes(header.as_bytes()) else {
+            return;
+        };
+        copy.set_sensitive(true);
+        let epoch = self.epoch.load(Ordering::Acquire);
+        LOCAL.with(|l| {
+            let mut all = l.borrow_mut();
+            let index = match all.iter().position(|(id, _)| *id == self.id) {
+                Some(index) => index,
+                None => {
+                    if all.len() >= LOCAL_CACHES {
+                        all.clear();
+                    }
+                    all.push((self.id, Local::default()));
+                    all.len() - 1
+                }
+            };
+            let mine = &mut all[index].1;
+            if mine.len() >= LOCAL_CAPACITY {
+                mine.clear();
+            }
+            mine.insert(
+                audience.into(),
+                LocalToken {
+                    header: copy,
+                    refresh_at,
+                    epoch,
+                },
+            );
+        });
     }
 
     /// Runs `f` on the slot of the service's own tokens for `audience`, if
@@ -138,6 +215,7 @@ impl TokenCache {
     }
 
     pub(crate) fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.slots.pin().clear();
     }
 

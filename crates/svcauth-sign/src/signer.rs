@@ -188,8 +188,36 @@ pub struct SignerMetrics {
 #[derive(Default)]
 struct Counters {
     mints: AtomicU64,
-    cache_hits: AtomicU64,
+    cache_hits: StripedCounter,
     refresh_failures: AtomicU64,
+}
+
+/// A counter every request increments: one cache line per thread stripe, so
+/// threads counting at once do not contend for one line.
+#[derive(Default)]
+struct StripedCounter([PaddedCounter; 8]);
+
+#[derive(Default)]
+#[repr(align(128))]
+struct PaddedCounter(AtomicU64);
+
+impl StripedCounter {
+    fn add(&self) {
+        use std::cell::Cell;
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        thread_local!(static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) });
+        let stripe = STRIPE.with(|s| {
+            if s.get() == usize::MAX {
+                s.set(NEXT.fetch_add(1, Ordering::Relaxed) % 8);
+            }
+            s.get()
+        });
+        self.0[stripe].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+    }
 }
 
 struct Inner {
@@ -385,7 +413,7 @@ impl Signer {
         let c = &self.inner.counters;
         SignerMetrics {
             mints: c.mints.load(Ordering::Relaxed),
-            cache_hits: c.cache_hits.load(Ordering::Relaxed),
+            cache_hits: c.cache_hits.sum(),
             refresh_failures: c.refresh_failures.load(Ordering::Relaxed),
         }
     }
@@ -486,21 +514,24 @@ impl Signer {
     /// `audience`, if one is fresh: no await, no lock, no allocation.
     pub fn cached_authorization(&self, audience: &str) -> Option<HeaderValue> {
         let now = self.now_ms();
-        let value = self.inner.cache.with(audience, |slot| {
-            let current = slot.current.load();
-            let cached = current.as_ref()?;
-            if now >= cached.usable_until {
-                return None;
-            }
-            if now >= cached.refresh_at {
-                self.refresh_in_background(slot);
-            }
-            Some(cached.token.header_value().clone())
-        })?;
-        self.inner
-            .counters
-            .cache_hits
-            .fetch_add(1, Ordering::Relaxed);
+        let cache = &self.inner.cache;
+        let value = match cache.local(audience, now) {
+            Some(value) => value,
+            None => cache.with(audience, |slot| {
+                let current = slot.current.load();
+                let cached = current.as_ref()?;
+                if now >= cached.usable_until {
+                    return None;
+                }
+                if now >= cached.refresh_at {
+                    self.refresh_in_background(slot);
+                } else {
+                    cache.keep_local(audience, cached.token.header_value(), cached.refresh_at);
+                }
+                Some(cached.token.header_value().clone())
+            })?,
+        };
+        self.inner.counters.cache_hits.add();
         Some(value)
     }
 
@@ -520,17 +551,11 @@ impl Signer {
         let slot = self.inner.cache.slot(audience, on_behalf_of, now);
         match slot.fresh(now) {
             Fresh::Yes(token) => {
-                self.inner
-                    .counters
-                    .cache_hits
-                    .fetch_add(1, Ordering::Relaxed);
+                self.inner.counters.cache_hits.add();
                 return Ok(token);
             }
             Fresh::Refresh(token) => {
-                self.inner
-                    .counters
-                    .cache_hits
-                    .fetch_add(1, Ordering::Relaxed);
+                self.inner.counters.cache_hits.add();
                 self.refresh_in_background(&slot);
                 return Ok(token);
             }
@@ -538,10 +563,7 @@ impl Signer {
         }
         let _single_flight = slot.mint.lock().await;
         if let Fresh::Yes(token) | Fresh::Refresh(token) = slot.fresh(self.now_ms()) {
-            self.inner
-                .counters
-                .cache_hits
-                .fetch_add(1, Ordering::Relaxed);
+            self.inner.counters.cache_hits.add();
             return Ok(token);
         }
         self.mint_into(&slot).await

@@ -5,10 +5,28 @@
 //! a few integer comparisons: no JSON, no signature. Only tokens that passed
 //! every check enter, so an attacker cannot fill the map with junk.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::claims::VerifiedClaims;
 
+/// Entries each thread keeps of each verifier's cache.
+const LOCAL_CAPACITY: usize = 256;
+/// Verifiers a thread keeps entries for before it starts over.
+const LOCAL_VERIFIERS: usize = 16;
+
+type Local = HashMap<Box<str>, Arc<Entry>, foldhash::fast::RandomState>;
+
+thread_local! {
+    /// Per-thread copies of hot entries, by cache id. A hit here touches no
+    /// cache line another thread writes: the entry and its claims are this
+    /// thread's own allocations, so their reference counts are not contended.
+    static LOCAL: RefCell<Vec<(u64, Local)>> = const { RefCell::new(Vec::new()) };
+}
+
+#[derive(Clone)]
 pub(crate) struct Entry {
     pub(crate) claims: Arc<VerifiedClaims>,
     /// Earliest acceptable time (`nbf` less leeway), seconds.
@@ -25,6 +43,7 @@ type Map = papaya::HashMap<Box<str>, Arc<Entry>, foldhash::fast::RandomState>;
 pub(crate) struct VerifiedCache {
     map: Map,
     capacity: usize,
+    id: u64,
 }
 
 impl VerifiedCache {
@@ -35,6 +54,10 @@ impl VerifiedCache {
                 .capacity(capacity.min(4096))
                 .build(),
             capacity,
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         }
     }
 
@@ -42,16 +65,55 @@ impl VerifiedCache {
         self.capacity > 0
     }
 
-    /// The entry for `token`, if any (validity is the caller's to check).
+    /// The entry for `token`, if any (validity is the caller's to check):
+    /// this thread's copy, else the shared entry, copied for this thread.
     pub(crate) fn get(&self, token: &str) -> Option<Arc<Entry>> {
         if !self.enabled() {
             return None;
         }
-        self.map.pin().get(token).cloned()
+        let local = LOCAL.with(|l| {
+            let all = l.borrow();
+            let mine = all.iter().find(|(id, _)| *id == self.id)?;
+            mine.1.get(token).cloned()
+        });
+        if local.is_some() {
+            return local;
+        }
+        let shared = self.map.pin().get(token).cloned()?;
+        let copy = Arc::new(Entry {
+            claims: Arc::new(VerifiedClaims::clone(&shared.claims)),
+            ..Entry::clone(&shared)
+        });
+        LOCAL.with(|l| {
+            let mut all = l.borrow_mut();
+            let index = match all.iter().position(|(id, _)| *id == self.id) {
+                Some(index) => index,
+                None => {
+                    if all.len() >= LOCAL_VERIFIERS {
+                        all.clear();
+                    }
+                    all.push((self.id, Local::default()));
+                    all.len() - 1
+                }
+            };
+            let mine = &mut all[index].1;
+            if mine.len() >= LOCAL_CAPACITY {
+                mine.clear();
+            }
+            mine.insert(token.into(), copy.clone());
+        });
+        Some(copy)
     }
 
+    /// Forgets `token` here and in this thread's copies (other threads'
+    /// copies check their own validity on every hit).
     pub(crate) fn remove(&self, token: &str) {
         self.map.pin().remove(token);
+        LOCAL.with(|l| {
+            if let Some((_, mine)) = l.borrow_mut().iter_mut().find(|(id, _)| *id == self.id) {
+                mine.remove(token);
+            }
+        });
     }
 
     pub(crate) fn insert(&self, token: &str, entry: Entry, now: u64) {

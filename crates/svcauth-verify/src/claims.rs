@@ -10,7 +10,9 @@ use svcauth_core::{Actor, Algorithm, Audience, Claims};
 /// The claims of a verified token, with the token's raw JSON payload so that
 /// your own claims type can be read from it.
 ///
-/// Shared behind an `Arc`: a cached verification hands out the same value.
+/// Shared behind an `Arc`: a cached verification hands out the same value
+/// (each thread its own copy, so reference counts are not contended).
+#[derive(Clone)]
 pub struct VerifiedClaims {
     pub(crate) claims: Claims,
     pub(crate) payload: Bytes,
