@@ -74,8 +74,9 @@ where
         if request.headers().contains_key(header::AUTHORIZATION) {
             return ResponseFuture::inner(self.inner.call(request));
         }
-        let plan = destination(request.uri())
-            .and_then(|d| self.signer.plan(&d, Some(request.extensions())));
+        let plan = self
+            .signer
+            .plan_uri(request.uri(), request.extensions(), destination);
         let (audience, bind) = match plan {
             Err(e) => return ResponseFuture::failed(e.into()),
             Ok(Plan::Skip) => return ResponseFuture::inner(self.inner.call(request)),

@@ -220,7 +220,20 @@ impl StripedCounter {
     }
 }
 
+/// A thread's memo of one destination's plan.
+struct PlanMemo {
+    scheme: Box<str>,
+    authority: Box<str>,
+    plan: Plan,
+}
+
+thread_local! {
+    static PLANS: std::cell::RefCell<Vec<(u64, Vec<PlanMemo>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 struct Inner {
+    /// Tells this signer's per-thread memos apart from other signers'.
+    id: u64,
     source: Arc<dyn TokenSource>,
     cache: TokenCache,
     routes: Routes,
@@ -353,6 +366,10 @@ impl SignerBuilder {
         }
         Ok(Signer {
             inner: Arc::new(Inner {
+                id: {
+                    static NEXT: AtomicU64 = AtomicU64::new(0);
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                },
                 source: self.source,
                 cache: TokenCache::new(self.max_audiences),
                 routes,
@@ -433,6 +450,70 @@ impl Signer {
 
     pub(crate) fn max_body_bytes(&self) -> usize {
         self.inner.max_body_bytes
+    }
+
+    /// [`plan`](Signer::plan) for a request URI, memoised per thread by
+    /// (scheme, authority): the answer depends on nothing else unless the
+    /// request carries per-request options, which skip the memo. Errors are
+    /// never memoised.
+    pub(crate) fn plan_uri<'u>(
+        &self,
+        uri: &'u http::Uri,
+        extensions: &Extensions,
+        destination: impl Fn(&'u http::Uri) -> Result<Destination<'u>, SignError>,
+    ) -> Result<Plan, SignError> {
+        let per_request = extensions.get::<TargetAudience>().is_some()
+            || extensions.get::<BindRequest>().is_some();
+        let (Some(scheme), Some(authority), false) =
+            (uri.scheme_str(), uri.authority(), per_request)
+        else {
+            return self.plan(&destination(uri)?, Some(extensions));
+        };
+        let authority = authority.as_str();
+        let id = self.inner.id;
+        let memo = PLANS.with(|p| {
+            let all = p.borrow();
+            let (_, mine) = all.iter().find(|(signer, _)| *signer == id)?;
+            mine.iter()
+                .find(|m| &*m.scheme == scheme && &*m.authority == authority)
+                .map(|m| m.plan.clone())
+        });
+        if let Some(plan) = memo {
+            return Ok(plan);
+        }
+        let plan = self.plan(&destination(uri)?, Some(extensions))?;
+        // This thread's own copy of the audience, so its reference count is
+        // not shared with other threads.
+        let copy = match &plan {
+            Plan::Skip => Plan::Skip,
+            Plan::Token { audience, bind } => Plan::Token {
+                audience: Arc::from(&**audience),
+                bind: *bind,
+            },
+        };
+        PLANS.with(|p| {
+            let mut all = p.borrow_mut();
+            let index = match all.iter().position(|(signer, _)| *signer == id) {
+                Some(index) => index,
+                None => {
+                    if all.len() >= 16 {
+                        all.clear();
+                    }
+                    all.push((id, Vec::new()));
+                    all.len() - 1
+                }
+            };
+            let mine = &mut all[index].1;
+            if mine.len() >= 64 {
+                mine.clear();
+            }
+            mine.push(PlanMemo {
+                scheme: scheme.into(),
+                authority: authority.into(),
+                plan: copy,
+            });
+        });
+        Ok(plan)
     }
 
     /// Decides what a request to `destination` gets.
