@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+mod bench;
 mod demo;
 mod keygen;
 mod peers;
@@ -19,6 +20,7 @@ tasks:
                                 write a new PKCS#8 private key PEM (default: EdDSA, to stdout)
                                 and print its public JWK and kid
   demo                          start service-a and service-b on loopback and show them at work
+  bench [--quick]               run the benchmarks and write BENCHMARKS.md (--quick: a smoke check)
 ";
 
 fn main() -> ExitCode {
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("keygen") => keygen::run(&args[1..]),
         Some("demo") => demo(),
+        Some("bench") => bench::run(&root(), args.get(1).is_some_and(|a| a == "--quick")),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -45,7 +48,7 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo(args: &[&str]) -> Result<(), String> {
+pub(crate) fn cargo(args: &[&str]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("\n==> cargo {}", args.join(" "));
     let status = Command::new(&cargo)
