@@ -41,6 +41,7 @@ pub mod b64;
 mod binding;
 mod claims;
 mod clock;
+pub mod per_thread;
 
 pub use alg::{Algorithm, AlgorithmSet, KeyFamily, UnsupportedAlgorithm};
 pub use binding::{BindingError, RequestBinding, body_sha256, htu};

@@ -3,11 +3,11 @@
 //! expire.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use http::HeaderValue;
+use svcauth_core::per_thread::PerThread;
 
 use arc_swap::ArcSwapOption;
 
@@ -74,15 +74,13 @@ struct LocalToken {
     epoch: u64,
 }
 
-type Local = HashMap<Box<str>, LocalToken, foldhash::fast::RandomState>;
-
 /// Audiences each thread keeps copies for, per cache.
 const LOCAL_CAPACITY: usize = 256;
 /// Caches a thread keeps copies for before it starts over.
 const LOCAL_CACHES: usize = 16;
 
 thread_local! {
-    static LOCAL: RefCell<Vec<(u64, Local)>> = const { RefCell::new(Vec::new()) };
+    static LOCAL: RefCell<PerThread<LocalToken>> = const { RefCell::new(PerThread::new()) };
 }
 
 pub(crate) struct TokenCache {
@@ -101,10 +99,7 @@ impl TokenCache {
                 .capacity(capacity.min(1024))
                 .build(),
             capacity,
-            id: {
-                static NEXT: AtomicU64 = AtomicU64::new(0);
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            },
+            id: PerThread::<LocalToken>::new_owner(),
             epoch: AtomicU64::new(0),
         }
     }
@@ -115,8 +110,7 @@ impl TokenCache {
         let epoch = self.epoch.load(Ordering::Acquire);
         LOCAL.with(|l| {
             let all = l.borrow();
-            let (_, mine) = all.iter().find(|(id, _)| *id == self.id)?;
-            let t = mine.get(audience)?;
+            let t = all.get(self.id, audience)?;
             (now_ms < t.refresh_at && t.epoch == epoch).then(|| t.header.clone())
         })
     }
@@ -128,30 +122,14 @@ impl TokenCache {
         };
         copy.set_sensitive(true);
         let epoch = self.epoch.load(Ordering::Acquire);
+        let token = LocalToken {
+            header: copy,
+            refresh_at,
+            epoch,
+        };
         LOCAL.with(|l| {
-            let mut all = l.borrow_mut();
-            let index = match all.iter().position(|(id, _)| *id == self.id) {
-                Some(index) => index,
-                None => {
-                    if all.len() >= LOCAL_CACHES {
-                        all.clear();
-                    }
-                    all.push((self.id, Local::default()));
-                    all.len() - 1
-                }
-            };
-            let mine = &mut all[index].1;
-            if mine.len() >= LOCAL_CAPACITY {
-                mine.clear();
-            }
-            mine.insert(
-                audience.into(),
-                LocalToken {
-                    header: copy,
-                    refresh_at,
-                    epoch,
-                },
-            );
+            l.borrow_mut()
+                .insert(self.id, audience, token, LOCAL_CAPACITY, LOCAL_CACHES)
         });
     }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::{Extensions, HeaderValue, Method};
+use svcauth_core::per_thread::PerThread;
 use svcauth_core::{RequestBinding, SharedClock, system_clock};
 use svcauth_jwks::KeyRing;
 
@@ -220,15 +221,14 @@ impl StripedCounter {
     }
 }
 
-/// A thread's memo of one destination's plan.
+/// A thread's memo of one destination's plan, by authority.
 struct PlanMemo {
     scheme: Box<str>,
-    authority: Box<str>,
     plan: Plan,
 }
 
 thread_local! {
-    static PLANS: std::cell::RefCell<Vec<(u64, Vec<PlanMemo>)>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PLANS: std::cell::RefCell<PerThread<PlanMemo>> = const { std::cell::RefCell::new(PerThread::new()) };
 }
 
 struct Inner {
@@ -366,10 +366,7 @@ impl SignerBuilder {
         }
         Ok(Signer {
             inner: Arc::new(Inner {
-                id: {
-                    static NEXT: AtomicU64 = AtomicU64::new(0);
-                    NEXT.fetch_add(1, Ordering::Relaxed)
-                },
+                id: PerThread::<PlanMemo>::new_owner(),
                 source: self.source,
                 cache: TokenCache::new(self.max_audiences),
                 routes,
@@ -472,11 +469,9 @@ impl Signer {
         let authority = authority.as_str();
         let id = self.inner.id;
         let memo = PLANS.with(|p| {
-            let all = p.borrow();
-            let (_, mine) = all.iter().find(|(signer, _)| *signer == id)?;
-            mine.iter()
-                .find(|m| &*m.scheme == scheme && &*m.authority == authority)
-                .map(|m| m.plan.clone())
+            let p = p.borrow();
+            let memo = p.get(id, authority)?;
+            (&*memo.scheme == scheme).then(|| memo.plan.clone())
         });
         if let Some(plan) = memo {
             return Ok(plan);
@@ -491,28 +486,11 @@ impl Signer {
                 bind: *bind,
             },
         };
-        PLANS.with(|p| {
-            let mut all = p.borrow_mut();
-            let index = match all.iter().position(|(signer, _)| *signer == id) {
-                Some(index) => index,
-                None => {
-                    if all.len() >= 16 {
-                        all.clear();
-                    }
-                    all.push((id, Vec::new()));
-                    all.len() - 1
-                }
-            };
-            let mine = &mut all[index].1;
-            if mine.len() >= 64 {
-                mine.clear();
-            }
-            mine.push(PlanMemo {
-                scheme: scheme.into(),
-                authority: authority.into(),
-                plan: copy,
-            });
-        });
+        let memo = PlanMemo {
+            scheme: scheme.into(),
+            plan: copy,
+        };
+        PLANS.with(|p| p.borrow_mut().insert(id, authority, memo, 64, 16));
         Ok(plan)
     }
 

@@ -6,9 +6,9 @@
 //! every check enter, so an attacker cannot fill the map with junk.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use svcauth_core::per_thread::PerThread;
 
 use crate::claims::VerifiedClaims;
 
@@ -17,13 +17,11 @@ const LOCAL_CAPACITY: usize = 256;
 /// Verifiers a thread keeps entries for before it starts over.
 const LOCAL_VERIFIERS: usize = 16;
 
-type Local = HashMap<Box<str>, Arc<Entry>, foldhash::fast::RandomState>;
-
 thread_local! {
     /// Per-thread copies of hot entries, by cache id. A hit here touches no
     /// cache line another thread writes: the entry and its claims are this
     /// thread's own allocations, so their reference counts are not contended.
-    static LOCAL: RefCell<Vec<(u64, Local)>> = const { RefCell::new(Vec::new()) };
+    static LOCAL: RefCell<PerThread<Arc<Entry>>> = const { RefCell::new(PerThread::new()) };
 }
 
 #[derive(Clone)]
@@ -54,10 +52,7 @@ impl VerifiedCache {
                 .capacity(capacity.min(4096))
                 .build(),
             capacity,
-            id: {
-                static NEXT: AtomicU64 = AtomicU64::new(0);
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            },
+            id: PerThread::<Arc<Entry>>::new_owner(),
         }
     }
 
@@ -71,11 +66,7 @@ impl VerifiedCache {
         if !self.enabled() {
             return None;
         }
-        let local = LOCAL.with(|l| {
-            let all = l.borrow();
-            let mine = all.iter().find(|(id, _)| *id == self.id)?;
-            mine.1.get(token).cloned()
-        });
+        let local = LOCAL.with(|l| l.borrow().get(self.id, token).cloned());
         if local.is_some() {
             return local;
         }
@@ -85,22 +76,13 @@ impl VerifiedCache {
             ..Entry::clone(&shared)
         });
         LOCAL.with(|l| {
-            let mut all = l.borrow_mut();
-            let index = match all.iter().position(|(id, _)| *id == self.id) {
-                Some(index) => index,
-                None => {
-                    if all.len() >= LOCAL_VERIFIERS {
-                        all.clear();
-                    }
-                    all.push((self.id, Local::default()));
-                    all.len() - 1
-                }
-            };
-            let mine = &mut all[index].1;
-            if mine.len() >= LOCAL_CAPACITY {
-                mine.clear();
-            }
-            mine.insert(token.into(), copy.clone());
+            l.borrow_mut().insert(
+                self.id,
+                token,
+                copy.clone(),
+                LOCAL_CAPACITY,
+                LOCAL_VERIFIERS,
+            )
         });
         Some(copy)
     }
@@ -109,11 +91,7 @@ impl VerifiedCache {
     /// copies check their own validity on every hit).
     pub(crate) fn remove(&self, token: &str) {
         self.map.pin().remove(token);
-        LOCAL.with(|l| {
-            if let Some((_, mine)) = l.borrow_mut().iter_mut().find(|(id, _)| *id == self.id) {
-                mine.remove(token);
-            }
-        });
+        LOCAL.with(|l| l.borrow_mut().remove(self.id, token));
     }
 
     pub(crate) fn insert(&self, token: &str, entry: Entry, now: u64) {
