@@ -18,6 +18,7 @@ use serde_json::Value;
 use svcauth_core::{Algorithm, RequestBinding};
 use svcauth_jwks::{JwksService, KeyRing, KeySet, KeySource, SigningKey};
 use svcauth_sign::{SelfSigned, TokenRequest};
+use svcauth_tests::{node_with, peers_dir, root, skip_or_fail};
 use svcauth_verify::{Caller, Verifier, VerifyLayer};
 use tower::ServiceExt;
 
@@ -28,23 +29,6 @@ const ALGS: [Algorithm; 4] = [
     Algorithm::EdDSA,
 ];
 const AUD: &str = "https://b.internal";
-
-fn root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn peers_dir() -> PathBuf {
-    root().join("tests").join("peers")
-}
-
-fn skip_or_fail(why: &str) -> Option<PathBuf> {
-    assert!(
-        std::env::var_os("SVCAUTH_REQUIRE_PEERS").is_none(),
-        "peer missing: {why}"
-    );
-    eprintln!("SKIPPED peer test: {why} (cargo xtask test prepares it)");
-    None
-}
 
 /// The Python with PyJWT: `SVCAUTH_PEER_PYTHON`, else the venv xtask makes.
 fn python() -> Option<PathBuf> {
@@ -64,13 +48,7 @@ fn python() -> Option<PathBuf> {
 
 /// node, with jose installed in tests/peers.
 fn node() -> Option<PathBuf> {
-    if peers_dir().join("node_modules/jose").is_dir()
-        && Command::new("node").arg("--version").output().is_ok()
-    {
-        Some(PathBuf::from("node"))
-    } else {
-        skip_or_fail("node with tests/peers/node_modules/jose")
-    }
+    node_with("jose")
 }
 
 fn run(program: &PathBuf, script: &str, args: &[&str]) -> Value {

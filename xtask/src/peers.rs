@@ -107,7 +107,7 @@ pub(crate) fn install_jose_stacks(root: &std::path::Path) -> Result<std::path::P
         std::fs::read_to_string(peers.join("package-lock.json")).map_err(|e| e.to_string())?;
     let node_stamp = peers.join("node_modules").join(".svcauth-lock");
     if std::fs::read_to_string(&node_stamp).ok().as_deref() != Some(lock.as_str()) {
-        eprintln!("==> npm ci in tests/peers (node's jose)");
+        eprintln!("==> npm ci in tests/peers (node's jose, panva's oidc-provider)");
         run(
             std::path::Path::new("npm"),
             &["ci", "--silent", "--no-audit", "--no-fund"],
