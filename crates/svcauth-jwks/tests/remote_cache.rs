@@ -21,6 +21,7 @@ enum Mode {
     Garbage,
     Huge,
     Hang,
+    Slow,
     RedirectElsewhere,
 }
 
@@ -110,6 +111,7 @@ async fn jwks(State(server): State<Server>, headers: HeaderMap) -> Response {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return StatusCode::OK.into_response();
         }
+        Mode::Slow => tokio::time::sleep(Duration::from_millis(300)).await,
         Mode::RedirectElsewhere => {
             let target = format!("http://127.0.0.2:{}/jwks.json", server.addr.port());
             return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
@@ -405,6 +407,25 @@ async fn one_bad_key_of_each_kind_leaves_the_good_keys_usable() {
         panic!()
     };
     assert_eq!(first.material(), good1.public_key());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_lookup_during_the_refreshers_first_fetch_waits_for_it() {
+    let key = ed();
+    let server = Server::start(&[&key]).await;
+    server.set(|s| s.mode = Mode::Slow);
+    // Built inside a runtime, the refresher starts fetching at once.
+    let source = KeySource::remote(&server.url()).unwrap().build().unwrap();
+    for _ in 0..100 {
+        if server.hits() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(server.hits(), 1, "the refresher's fetch is under way");
+    // Not NotLoaded (a 503 at a verifier): the fetch under way is awaited.
+    assert!(found(source.resolve(Some(key.kid())).await));
+    assert_eq!(server.hits(), 1, "and shared");
 }
 
 #[tokio::test]

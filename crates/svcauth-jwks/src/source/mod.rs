@@ -288,7 +288,10 @@ impl KeySource {
             return first;
         };
         remote.ensure_refresher(self);
-        if !remote.may_fetch(self.inner.clock.now(), self.is_loaded()) {
+        // A fetch under way (the background refresher's first one, say) is
+        // waited for, not reported as a miss: its answer may hold the kid.
+        if !remote.may_fetch(self.inner.clock.now(), self.is_loaded()) && !remote.fetch_in_flight()
+        {
             return first;
         }
         let _ = self.fetch(false).await;

@@ -222,6 +222,11 @@ pub(super) struct Remote {
 
 impl Remote {
     /// Whether a demand fetch (unknown kid, nothing loaded) may start now.
+    /// Whether a fetch holds the single-flight lock right now.
+    pub(super) fn fetch_in_flight(&self) -> bool {
+        self.fetch_lock.try_lock().is_err()
+    }
+
     pub(super) fn may_fetch(&self, now: Duration, loaded: bool) -> bool {
         let last = self.last_attempt_ms.load(Ordering::Acquire);
         if last == 0 {
