@@ -75,7 +75,10 @@ mod token;
 pub use error::{ConfigError, SignError};
 pub use future::{BoxError, ResponseFuture};
 pub use layer::SignLayer;
-pub use oauth::{AudienceParameter, ClientAuth, ClientCredentials, StsClient, TokenExchange};
+pub use oauth::{
+    AudienceParameter, ClientAuth, ClientCredentials, IntrospectionResponse, MAX_RESPONSE_BYTES,
+    StsClient, TokenExchange,
+};
 #[cfg(feature = "reqwest-middleware")]
 pub use reqwest::SignMiddleware;
 pub use self_signed::{BACKDATE, DEFAULT_LIFETIME, MAX_LIFETIME, SelfSigned};

@@ -25,6 +25,8 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// Attempts for a transient failure (5xx, 429, transport), backing off.
 const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(200);
+/// The largest answer read from a token or introspection endpoint: 64 KiB.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// How the client proves who it is to the token endpoint.
 #[derive(Clone)]
@@ -75,6 +77,7 @@ pub enum AudienceParameter {
 #[derive(Clone)]
 pub struct StsClient {
     endpoint: Url,
+    introspection: Option<Url>,
     client_id: String,
     auth: ClientAuth,
     audience_parameter: AudienceParameter,
@@ -90,17 +93,7 @@ impl StsClient {
         client_id: &str,
         auth: ClientAuth,
     ) -> Result<Self, ConfigError> {
-        let endpoint =
-            Url::parse(token_endpoint).map_err(|_| ConfigError::Url(token_endpoint.to_owned()))?;
-        let loopback = match endpoint.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            None => false,
-        };
-        if endpoint.scheme() != "https" && !(endpoint.scheme() == "http" && loopback) {
-            return Err(ConfigError::Url(token_endpoint.to_owned()));
-        }
+        let endpoint = checked_url(token_endpoint)?;
         if client_id.is_empty() {
             return Err(ConfigError::Empty("client_id"));
         }
@@ -111,6 +104,7 @@ impl StsClient {
             .expect("a reqwest client with these settings always builds");
         Ok(StsClient {
             endpoint,
+            introspection: None,
             client_id: client_id.to_owned(),
             auth,
             audience_parameter: AudienceParameter::default(),
@@ -125,6 +119,18 @@ impl StsClient {
     pub fn audience_parameter(mut self, parameter: AudienceParameter) -> Self {
         self.audience_parameter = parameter;
         self
+    }
+
+    /// The authorization server's introspection endpoint (RFC 7662), for
+    /// [`introspect`](StsClient::introspect): https, or http to loopback.
+    pub fn introspection_endpoint(mut self, url: &str) -> Result<Self, ConfigError> {
+        self.introspection = Some(checked_url(url)?);
+        Ok(self)
+    }
+
+    /// The client's identifier at the authorization server.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     /// A `scope` to ask for with every token.
@@ -169,8 +175,26 @@ impl StsClient {
     }
 
     async fn request_once(&self, form: &[(&'static str, String)]) -> Result<Token, SignError> {
+        let (status, _, bytes) = self
+            .post_form(&self.endpoint, form, "application/json")
+            .await?;
+        if status != 200 {
+            return Err(oauth_error(status, &bytes));
+        }
+        self.parse(&bytes)
+    }
+
+    /// POSTs `form` to `url` (an endpoint of the same authorization server)
+    /// with the client authenticated, and returns the status, the
+    /// `Content-Type` and the body (at most [`MAX_RESPONSE_BYTES`]).
+    async fn post_form(
+        &self,
+        url: &Url,
+        form: &[(&'static str, String)],
+        accept: &'static str,
+    ) -> Result<(u16, String, bytes::Bytes), SignError> {
         let mut form = form.to_vec();
-        let mut request = self.http.post(self.endpoint.clone());
+        let mut request = self.http.post(url.clone());
         // The credential is used here only, when a token must be fetched.
         match &self.auth {
             ClientAuth::PrivateKeyJwt(key) => {
@@ -204,27 +228,94 @@ impl StsClient {
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::ACCEPT, accept)
             .body(body)
             .send()
             .await
             .map_err(|e| SignError::Transport(e.to_string()))?;
         let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(SignError::TokenResponse("response too large".into()));
+        }
         let bytes = response
             .bytes()
             .await
             .map_err(|e| SignError::Transport(e.to_string()))?;
-        if status != 200 {
-            #[derive(Deserialize)]
-            struct OAuthError {
-                error: String,
-            }
-            let error = serde_json::from_slice::<OAuthError>(&bytes)
-                .ok()
-                .map(|e| e.error.chars().take(64).collect());
-            return Err(SignError::TokenEndpoint { status, error });
+        if bytes.len() > MAX_RESPONSE_BYTES {
+            return Err(SignError::TokenResponse("response too large".into()));
         }
-        self.parse(&bytes)
+        Ok((status, content_type, bytes))
+    }
+
+    /// Asks the authorization server's introspection endpoint (RFC 7662)
+    /// about `token`, authenticated as this client. With `jwt_response`, the
+    /// answer is asked for as a signed JWT (RFC 9701,
+    /// `application/token-introspection+jwt`); the caller must verify it.
+    ///
+    /// Transient failures (transport, 5xx, 429) are retried with backoff,
+    /// like token requests.
+    ///
+    /// Fails with [`SignError::Unsupported`] unless
+    /// [`introspection_endpoint`](StsClient::introspection_endpoint) was set.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        jwt_response: bool,
+    ) -> Result<IntrospectionResponse, SignError> {
+        let Some(url) = &self.introspection else {
+            return Err(SignError::Unsupported(
+                "introspection (no endpoint configured)",
+            ));
+        };
+        let form = vec![
+            ("token", token.to_owned()),
+            ("token_type_hint", "access_token".to_owned()),
+        ];
+        let accept = if jwt_response {
+            "application/token-introspection+jwt"
+        } else {
+            "application/json"
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match self.post_form(url, &form, accept).await {
+                Ok((200, content_type, body)) => {
+                    if content_type.starts_with("application/token-introspection+jwt") {
+                        String::from_utf8(body.to_vec())
+                            .map(|jwt| IntrospectionResponse::Jwt(jwt.trim().to_owned()))
+                            .map_err(|_| SignError::TokenResponse("not UTF-8".into()))
+                    } else {
+                        serde_json::from_slice(&body)
+                            .map(IntrospectionResponse::Json)
+                            .map_err(|e| {
+                                SignError::TokenResponse(format!(
+                                    "not an introspection response: {e}"
+                                ))
+                            })
+                    }
+                }
+                Ok((status, _, body)) => Err(oauth_error(status, &body)),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                    let delay = BACKOFF * 2u32.pow(attempt - 1);
+                    tracing::warn!(error = %e, attempt, "introspection failed; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<Token, SignError> {
@@ -255,6 +346,43 @@ impl StsClient {
         };
         Token::new(&response.access_token, now, expires_at)
     }
+}
+
+/// An endpoint URL: https, or http to loopback.
+fn checked_url(text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|_| ConfigError::Url(text.to_owned()))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err(ConfigError::Url(text.to_owned()));
+    }
+    Ok(url)
+}
+
+fn oauth_error(status: u16, body: &[u8]) -> SignError {
+    #[derive(Deserialize)]
+    struct OAuthError {
+        error: String,
+    }
+    let error = serde_json::from_slice::<OAuthError>(body)
+        .ok()
+        .map(|e| e.error.chars().take(64).collect());
+    SignError::TokenEndpoint { status, error }
+}
+
+/// What an introspection endpoint answered (RFC 7662 / RFC 9701).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum IntrospectionResponse {
+    /// A plain JSON answer (RFC 7662 §2.2): `{"active": ..., ...}`.
+    Json(serde_json::Map<String, serde_json::Value>),
+    /// A signed JWT answer (RFC 9701) whose `token_introspection` claim holds
+    /// the JSON answer. Not yet verified.
+    Jwt(String),
 }
 
 fn jwt_exp(token: &str) -> Option<u64> {
