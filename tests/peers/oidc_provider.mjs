@@ -217,4 +217,7 @@ async function serve(config) {
     callback(req, res);
   });
   console.log(JSON.stringify({ issuer, port }));
+  // The harness reads that one line and closes the pipe: anything else the
+  // provider prints (its notices go to console.log) goes to stderr.
+  console.log = console.info = console.warn = (...args) => console.error(...args);
 }

@@ -202,7 +202,7 @@ impl OidcProvider {
             .form(&form)
             .send()
             .await
-            .expect("the provider answers");
+            .unwrap_or_else(|e| panic!("the provider does not answer: {e}\n{}", self.log()));
         let status = response.status();
         let body: Value = response.json().await.expect("a JSON answer");
         assert_eq!(status, 200, "client credentials for {client_id}: {body}");

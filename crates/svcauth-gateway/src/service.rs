@@ -1,0 +1,150 @@
+//! [`PhantomToken`]: the service the [`crate::PhantomTokenLayer`] wraps
+//! around yours. For each request:
+//!
+//! 1. identity headers a client could forge ([`crate::IDENTITY_HEADERS`])
+//!    are removed;
+//! 2. the bearer token is read; a JWT is refused (or passed through, if so
+//!    configured);
+//! 3. the reference token is swapped ([`Gateway::swap`]): its
+//!    `Authorization` becomes `Bearer <internal JWT>` (token exchange), or
+//!    the header is removed and [`crate::Introspected`] goes into the
+//!    extensions (validation only);
+//! 4. the inner service gets the request. A failed swap is a response
+//!    ([`crate::Rejection`]); the inner service never sees that request.
+
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, header};
+use svcauth_core::b64;
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::gateway::{Gateway, Swapped};
+use crate::layer::PhantomTokenLayer;
+use crate::response::Rejection;
+
+/// The gateway service. A rejection is a response, never an `Err`: the
+/// error type stays the inner service's.
+///
+/// See the crate docs for an example.
+#[derive(Clone, Debug)]
+pub struct PhantomToken<S> {
+    inner: S,
+    gateway: Gateway,
+}
+
+impl<S> PhantomToken<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, gateway: Gateway) -> Self {
+        PhantomToken { inner, gateway }
+    }
+
+    /// A [`PhantomTokenLayer`] for `gateway`.
+    pub fn layer(gateway: Gateway) -> PhantomTokenLayer {
+        PhantomTokenLayer::new(gateway)
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`; `Ok(None)` when there are
+/// no bearer credentials.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Rejection::InvalidRequest);
+    }
+    let value = value.to_str().map_err(|_| Rejection::InvalidRequest)?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = token.trim_matches(' ');
+    if token.is_empty() {
+        return Err(Rejection::InvalidRequest);
+    }
+    Ok(Some(token))
+}
+
+/// Whether `token` is a JWS: three segments, the first a JSON header with
+/// an `alg`. Reference tokens never look like that.
+fn looks_like_jwt(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    b64::decode(header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|h| h.get("alg").is_some())
+}
+
+impl<S, B, ResBody> Service<Request<B>> for PhantomToken<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        for name in self.gateway.stripped_headers() {
+            request.headers_mut().remove(name);
+        }
+        let token = match bearer(request.headers()) {
+            Ok(Some(token)) => token,
+            Ok(None) => return ResponseFuture::ready(Ok(Rejection::MissingToken.into_response())),
+            Err(rejection) => return ResponseFuture::ready(Ok(rejection.into_response())),
+        };
+        if looks_like_jwt(token) {
+            let counters = self.gateway.counters();
+            if self.gateway.passes_through_jwts() {
+                counters
+                    .jwts_passed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            counters
+                .jwts_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!("a JWT presented at the edge was refused");
+            return ResponseFuture::ready(Ok(Rejection::JwtAtEdge.into_response()));
+        }
+        // The reference token leaves the request here; the copy lives only
+        // as long as the swap.
+        let token = token.to_owned();
+        request.headers_mut().remove(header::AUTHORIZATION);
+        let gateway = self.gateway.clone();
+        // The ready service goes into the future; a clone stays (tower's
+        // "be careful when cloning inner services").
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::swap(Box::pin(async move {
+            match gateway.swap(&token).await {
+                Ok(Swapped::Jwt(value)) => {
+                    request.headers_mut().insert(header::AUTHORIZATION, value);
+                }
+                Ok(Swapped::Introspected(claims)) => {
+                    request.extensions_mut().insert(claims);
+                }
+                Err(error) => return Ok(Rejection::from_swap(&error).into_response()),
+            }
+            drop(token);
+            inner.call(request).await
+        }))
+    }
+}

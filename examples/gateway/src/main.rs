@@ -1,0 +1,342 @@
+//! gateway: a phantom-token API edge in front of service-b.
+//!
+//! Clients send the opaque access token their authorization server gave
+//! them. The gateway exchanges it once (RFC 8693 token exchange, the gateway
+//! authenticated as a client with `private_key_jwt` or
+//! `client_secret_basic`) for a JWT addressed to the internal audience,
+//! caches the swap, and forwards the request upstream with that JWT. Identity
+//! headers a client could forge are stripped; a JWT presented here is refused.
+//!
+//! ```text
+//! gateway --listen 127.0.0.1:8080 --upstream http://127.0.0.1:8082 \
+//!         --token-endpoint https://as.example/token --client-id gateway \
+//!         --client-key gateway.pem --audience https://b.internal
+//!
+//! curl -s -H "authorization: Bearer $OPAQUE_TOKEN" http://127.0.0.1:8080/whoami
+//! curl -s http://127.0.0.1:8080/healthz
+//! ```
+//!
+//! With `--introspection-endpoint`, the gateway validates tokens by RFC 7662
+//! introspection instead (validation only: nothing is forwarded) and answers
+//! `GET /whoami` itself with what introspection said; `--issuer` makes it
+//! ask for RFC 9701 signed answers and check them with that issuer's keys.
+//!
+//! Routes: `GET /healthz` (no token; the gateway's counters), everything else
+//! through the phantom-token layer to `--upstream`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use clap::Parser;
+use http::{HeaderName, StatusCode};
+use serde_json::json;
+use svcauth_gateway::{Gateway, Introspected, PhantomTokenLayer};
+use svcauth_jwks::{KeySource, SigningKey};
+use svcauth_sign::{ClientAuth, StsClient};
+
+/// Largest request or response body forwarded: 10 MiB.
+const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// Command-line flags (each also read from a `GATEWAY_*` environment variable).
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version, about)]
+#[command(group(clap::ArgGroup::new("client_auth").required(true).args(["client_key", "client_secret_file"])))]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Base URL requests are forwarded to (https, or http to loopback).
+    #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
+    upstream: String,
+    /// The authorization server's token endpoint.
+    #[arg(long, env = "GATEWAY_TOKEN_ENDPOINT", value_name = "URL")]
+    token_endpoint: String,
+    /// The gateway's client id at the authorization server.
+    #[arg(long, env = "GATEWAY_CLIENT_ID", value_name = "ID")]
+    client_id: String,
+    /// The gateway's private key (PKCS#8 PEM), for private_key_jwt (preferred).
+    #[arg(long, env = "GATEWAY_CLIENT_KEY", value_name = "PEM_FILE")]
+    client_key: Option<String>,
+    /// A file holding the client secret, for client_secret_basic.
+    #[arg(long, env = "GATEWAY_CLIENT_SECRET_FILE", value_name = "FILE")]
+    client_secret_file: Option<String>,
+    /// The internal audience the exchanged JWTs are for.
+    #[arg(long, env = "GATEWAY_AUDIENCE", value_name = "AUD")]
+    audience: String,
+    /// Validate by RFC 7662 introspection at this endpoint instead of
+    /// exchanging (validation only: nothing is forwarded).
+    #[arg(long, env = "GATEWAY_INTROSPECTION_ENDPOINT", value_name = "URL")]
+    introspection_endpoint: Option<String>,
+    /// With introspection: ask for RFC 9701 signed answers and verify them
+    /// with this issuer's keys (OpenID discovery).
+    #[arg(long, env = "GATEWAY_ISSUER", value_name = "URL")]
+    issuer: Option<String>,
+    /// Longest reuse of a swap, in seconds: also how long a token revoked at
+    /// the authorization server still works here.
+    #[arg(long, env = "GATEWAY_MAX_TTL_SECS", default_value_t = 300)]
+    max_ttl_secs: u64,
+    /// How long an inactive token is remembered, in seconds.
+    #[arg(long, env = "GATEWAY_NEGATIVE_TTL_SECS", default_value_t = 30)]
+    negative_ttl_secs: u64,
+    /// Questions to the authorization server allowed per second.
+    #[arg(long, env = "GATEWAY_MISS_RATE", default_value_t = 50)]
+    miss_rate: u32,
+    /// Questions allowed at once above that rate.
+    #[arg(long, env = "GATEWAY_MISS_BURST", default_value_t = 100)]
+    miss_burst: u32,
+    /// Let JWTs presented at the edge through to upstream's verifying layer
+    /// (default: refuse them with 401).
+    #[arg(long, env = "GATEWAY_PASS_THROUGH_JWTS")]
+    pass_through_jwts: bool,
+    /// DANGER: forward over plain http to a host that is not loopback, where
+    /// anyone on the path can read the exchanged JWTs.
+    #[arg(long, env = "GATEWAY_DANGER_ALLOW_INSECURE_HTTP")]
+    danger_allow_insecure_http: bool,
+}
+
+#[derive(Clone)]
+struct AppState {
+    gateway: Gateway,
+    upstream: url::Url,
+    http: reqwest::Client,
+    introspection: bool,
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let upstream = url::Url::parse(&args.upstream)
+        .map_err(|e| format!("--upstream {}: {e}", args.upstream))?;
+    let secure = upstream.scheme() == "https"
+        || (upstream.scheme() == "http"
+            && (is_loopback(&upstream) || args.danger_allow_insecure_http));
+    if !secure {
+        return Err(format!(
+            "--upstream {upstream}: https, or http to loopback (or --danger-allow-insecure-http)"
+        ));
+    }
+    let auth = match (&args.client_key, &args.client_secret_file) {
+        (Some(pem), _) => ClientAuth::private_key_jwt(
+            SigningKey::from_pem_file(pem, None).map_err(|e| format!("--client-key {pem}: {e}"))?,
+        ),
+        (None, Some(file)) => {
+            let secret = std::fs::read_to_string(file)
+                .map_err(|e| format!("--client-secret-file {file}: {e}"))?;
+            ClientAuth::client_secret_basic(secret.trim_end_matches(['\r', '\n']))
+        }
+        (None, None) => unreachable!("clap requires one of them"),
+    };
+    let mut sts = StsClient::new(&args.token_endpoint, &args.client_id, auth)
+        .map_err(|e| format!("--token-endpoint: {e}"))?;
+    let builder = match &args.introspection_endpoint {
+        Some(endpoint) => {
+            sts = sts
+                .introspection_endpoint(endpoint)
+                .map_err(|e| format!("--introspection-endpoint: {e}"))?;
+            let mut builder = Gateway::introspection(sts);
+            if let Some(issuer) = &args.issuer {
+                let keys = KeySource::discover(issuer)
+                    .and_then(|b| b.build())
+                    .map_err(|e| format!("--issuer {issuer}: {e}"))?;
+                builder = builder.jwt_introspection_responses(issuer, keys);
+            }
+            builder
+        }
+        None => Gateway::token_exchange(sts, &args.audience),
+    };
+    let mut builder = builder
+        .max_ttl(Duration::from_secs(args.max_ttl_secs))
+        .negative_ttl(Duration::from_secs(args.negative_ttl_secs))
+        .miss_rate_limit(args.miss_rate, args.miss_burst);
+    if args.pass_through_jwts {
+        builder = builder.pass_through_jwts();
+    }
+    let gateway = builder.build().map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let state = AppState {
+        gateway: gateway.clone(),
+        upstream,
+        http,
+        introspection: args.introspection_endpoint.is_some(),
+    };
+    let guarded = if state.introspection {
+        Router::new().route("/whoami", get(introspected))
+    } else {
+        Router::new().fallback(forward)
+    };
+    let app = guarded
+        .layer(PhantomTokenLayer::new(gateway))
+        .route("/healthz", get(healthz))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    tracing::info!(listen = %args.listen, upstream = %args.upstream, audience = %args.audience, "gateway ready");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Headers that belong to one connection, not to the request (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// Forwards the request (its token already swapped) to the upstream.
+async fn forward(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let Ok(url) = state.upstream.join(path.trim_start_matches('/')) else {
+        return error(StatusCode::BAD_REQUEST, "bad path");
+    };
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    };
+    let mut outbound = state.http.request(parts.method, url).body(body);
+    for (name, value) in &parts.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            outbound = outbound.header(name, value);
+        }
+    }
+    let response = match outbound.send().await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!(error = %e, "upstream unreachable");
+            return error(StatusCode::BAD_GATEWAY, "upstream unreachable");
+        }
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = match response.bytes().await {
+        Ok(body) if body.len() <= MAX_BODY_BYTES => body,
+        _ => return error(StatusCode::BAD_GATEWAY, "upstream response unusable"),
+    };
+    let mut reply = Response::new(Body::from(body));
+    *reply.status_mut() = status;
+    for (name, value) in &headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            reply
+                .headers_mut()
+                .append(HeaderName::from(name), value.clone());
+        }
+    }
+    reply
+}
+
+/// Validation-only mode: what introspection said of the caller's token.
+async fn introspected(Extension(claims): Extension<Introspected>) -> Json<serde_json::Value> {
+    Json(json!({
+        "subject": claims.subject(),
+        "sub": claims.sub(),
+        "client_id": claims.client_id(),
+        "claims": claims.claims(),
+    }))
+}
+
+/// The gateway's counters.
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let m = state.gateway.metrics();
+    Json(json!({
+        "ready": true,
+        "mode": if state.introspection { "introspection" } else { "token_exchange" },
+        "cache": {
+            "hits": m.hits,
+            "negative_hits": m.negative_hits,
+            "misses": m.misses,
+            "rate_limited": m.rate_limited,
+            "entries": m.entries,
+        },
+        "authorization_server": {
+            "errors": m.server_errors,
+            "latency_mean_ms": m.exchange_latency_mean().map(|d| d.as_secs_f64() * 1000.0),
+            "latency_max_ms": m.exchange_latency_max.as_secs_f64() * 1000.0,
+        },
+        "jwts_at_edge": { "refused": m.jwts_refused, "passed": m.jwts_passed },
+    }))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_read_from_the_environment_too() {
+        let cmd = <Args as clap::CommandFactory>::command();
+        for arg in cmd
+            .get_arguments()
+            .filter(|a| a.get_id() != "help" && a.get_id() != "version")
+        {
+            assert!(arg.get_env().is_some(), "--{} has no env var", arg.get_id());
+        }
+    }
+
+    #[test]
+    fn one_client_credential_is_required() {
+        let base = [
+            "gateway",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--token-endpoint",
+            "http://127.0.0.1:2/token",
+            "--client-id",
+            "gw",
+            "--audience",
+            "https://b.internal",
+        ];
+        assert!(Args::try_parse_from(base).is_err());
+        let mut with_both = base.to_vec();
+        with_both.extend(["--client-key", "k.pem", "--client-secret-file", "s"]);
+        assert!(Args::try_parse_from(with_both).is_err());
+        let mut with_key = base.to_vec();
+        with_key.extend(["--client-key", "k.pem"]);
+        assert!(Args::try_parse_from(with_key).is_ok());
+    }
+}
