@@ -19,6 +19,7 @@ fn the_demo_shows_every_step_working() {
         "a request-bound call (htm, htu, body_sha256) succeeds",
         "the same bound token with a changed body is refused",
         "A rotates its key; the next call succeeds with the new kid, B fetched A's JWKS once",
+        "an opaque token at the gateway is exchanged once; B sees sub = the client, act = the gateway",
     ] {
         assert!(
             stdout.contains(&format!("[ok  ] {step}")),
@@ -26,4 +27,8 @@ fn the_demo_shows_every_step_working() {
         );
     }
     assert!(!stdout.contains("[FAIL]"), "{stdout}");
+    assert!(
+        stdout.contains("demo: all 7 steps behaved as described"),
+        "{stdout}"
+    );
 }

@@ -14,6 +14,103 @@ use svcauth_jwks::SigningKey;
 const A_ISS: &str = "https://a.internal";
 const B_AUD: &str = "https://b.internal";
 const C_AUD: &str = "https://c.internal";
+const EDGE_CLIENT: &str = "edge-app";
+const EDGE_SECRET: &str = "edge-app-secret-for-the-demo-only-0123456789";
+
+/// panva's oidc-provider, run by node (tests/peers/oidc_provider.mjs).
+struct Provider {
+    issuer: String,
+    port: u16,
+    /// The gateway's private key (PEM), registered as its private_key_jwt.
+    gateway_key: PathBuf,
+}
+
+/// Starts the OpenID Provider: an outside client (`edge-app`, opaque
+/// tokens), the gateway (token exchange, private_key_jwt) and service-b
+/// as a resource (ES256 JWT access tokens).
+fn start_provider(root: &Path, logs: &Path, services: &mut Services) -> Result<Provider, String> {
+    let peers = root.join("tests").join("peers");
+    let keygen = Command::new("node")
+        .args(["oidc_provider.mjs", "keygen"])
+        .current_dir(&peers)
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("running node (needed for the OpenID Provider): {e}"))?;
+    if !keygen.status.success() {
+        return Err("oidc_provider.mjs keygen failed".into());
+    }
+    let keys: Value = serde_json::from_slice(&keygen.stdout).map_err(|e| e.to_string())?;
+    let pem = svcauth_jwks::generate_pkcs8_pem(Algorithm::ES256).map_err(|e| e.to_string())?;
+    let gateway_key = logs.join("gateway-key.pem");
+    write_private(&gateway_key, pem.as_bytes())?;
+    let public = SigningKey::from_pkcs8_pem(&pem, None)
+        .map_err(|e| e.to_string())?
+        .public_jwk();
+    let config = json!({
+        "port": 0,
+        "keys": keys,
+        "clients": [
+            {
+                "client_id": "gateway",
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": { "keys": [public] },
+                "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+                "redirect_uris": [], "response_types": [],
+            },
+            {
+                "client_id": EDGE_CLIENT,
+                "client_secret": EDGE_SECRET,
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["client_credentials"],
+                "redirect_uris": [], "response_types": [],
+            },
+        ],
+        "resources": { B_AUD: { "alg": "ES256", "ttl": 300 } },
+    });
+    let config_path = logs.join("oidc-provider.json");
+    std::fs::write(&config_path, config.to_string()).map_err(|e| e.to_string())?;
+    let mut child = Command::new("node")
+        .arg("oidc_provider.mjs")
+        .arg("serve")
+        .arg(&config_path)
+        .current_dir(&peers)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(logs.join("oidc-provider.log")).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("starting the OpenID Provider: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    services.0.push(("oidc-provider", child));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .map_err(|e| e.to_string())?;
+    let ready: Value = serde_json::from_str(&line)
+        .map_err(|_| format!("the OpenID Provider did not start (see {})", logs.display()))?;
+    Ok(Provider {
+        issuer: ready["issuer"].as_str().unwrap_or_default().to_owned(),
+        port: ready["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0),
+        gateway_key,
+    })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(bytes).map_err(|e| e.to_string())
+}
+
+fn base64_std(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
 
 /// Children killed on drop, so an error or a panic never leaves them running.
 /// (Ctrl-C reaches them directly: they share the terminal's process group,
@@ -114,11 +211,13 @@ fn wait_ready(port: u16, what: &str, ready: impl Fn(&Reply) -> bool) -> Result<(
 }
 
 struct Transcript {
+    steps: usize,
     failures: usize,
 }
 
 impl Transcript {
     fn step(&mut self, title: &str, ok: bool, detail: String) {
+        self.steps += 1;
         let mark = if ok { "ok  " } else { "FAIL" };
         println!("[{mark}] {title}\n       {detail}");
         if !ok {
@@ -142,7 +241,7 @@ fn fetches(b_port: u16) -> Result<u64, String> {
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("building service-a and service-b ...");
+    eprintln!("building service-a, service-b and gateway ...");
     let status = Command::new(&cargo)
         .args([
             "build",
@@ -151,6 +250,8 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             "service-a",
             "--package",
             "service-b",
+            "--package",
+            "gateway",
         ])
         .current_dir(root)
         .status()
@@ -158,6 +259,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     if !status.success() {
         return Err("building the example services failed".into());
     }
+    crate::peers::install_node_peers(root)?;
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let bin = |name: &str| target.join("debug").join(name);
@@ -192,6 +294,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         .map_err(|e| format!("starting service-a: {e}"))?;
     services.0.push(("service-a", a));
     wait_ready(a_port, "service-a", |r| r.status == 200)?;
+    let op = start_provider(root, &logs, &mut services)?;
     let b = Command::new(bin("service-b"))
         .args([
             "--listen",
@@ -203,6 +306,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             "--trust",
             &format!("{A_ISS}=http://127.0.0.1:{a_port}/.well-known/jwks.json"),
         ])
+        .args(["--trust-oidc", &op.issuer])
         // Short, so the rotation step need not wait 30 s after B's first fetch.
         .args(["--unknown-kid-cooldown-secs", "1"])
         .stdout(Stdio::null())
@@ -213,14 +317,37 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
 
     println!("service-a ({A_ISS}) on 127.0.0.1:{a_port}, publishing /.well-known/jwks.json");
     println!("service-b ({B_AUD}) on 127.0.0.1:{b_port}, trusting {A_ISS} by that JWKS");
-    println!("(logs in {})\n", logs.display());
+    println!(
+        "oidc-provider (panva's, via node) at {}, trusted by service-b by discovery",
+        op.issuer
+    );
     wait_ready(b_port, "service-b", |r| r.json()["ready"] == true)?;
+    let g_port = free_port()?;
+    let gateway = Command::new(bin("gateway"))
+        .args(["--listen", &format!("127.0.0.1:{g_port}")])
+        .args(["--upstream", &b_url])
+        .args(["--token-endpoint", &format!("{}/token", op.issuer)])
+        .args(["--client-id", "gateway"])
+        .arg("--client-key")
+        .arg(&op.gateway_key)
+        .args(["--audience", B_AUD])
+        .stdout(Stdio::null())
+        .stderr(log("gateway.log")?)
+        .spawn()
+        .map_err(|e| format!("starting gateway: {e}"))?;
+    services.0.push(("gateway", gateway));
+    wait_ready(g_port, "gateway", |r| r.status == 200)?;
+    println!("gateway on 127.0.0.1:{g_port}, exchanging opaque tokens for JWTs to {B_AUD}");
+    println!("(logs in {})\n", logs.display());
     let a_kid = http("GET", a_port, "/healthz", &[], "")?.json()["kid"]
         .as_str()
         .unwrap_or("")
         .to_owned();
 
-    let mut t = Transcript { failures: 0 };
+    let mut t = Transcript {
+        steps: 0,
+        failures: 0,
+    };
     let call = |query: &str, body: &str| http("POST", a_port, &format!("/call?{query}"), &[], body);
 
     // 1. A calls B; B says who called.
@@ -343,10 +470,56 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         ),
     );
 
+    // 7. The phantom-token edge: an opaque token goes in, B sees a JWT.
+    let form = "grant_type=client_credentials";
+    let basic = format!(
+        "Basic {}",
+        base64_std(&format!("{EDGE_CLIENT}:{EDGE_SECRET}"))
+    );
+    let r = http(
+        "POST",
+        op.port,
+        "/token",
+        &[
+            ("authorization", &basic),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        form,
+    )?;
+    let opaque = r.json()["access_token"].as_str().unwrap_or("").to_owned();
+    let bearer = format!("Bearer {opaque}");
+    let direct = http("GET", b_port, "/whoami", &[("authorization", &bearer)], "")?;
+    let r = http("GET", g_port, "/whoami", &[("authorization", &bearer)], "")?;
+    let who = r.json();
+    let again = http("GET", g_port, "/whoami", &[("authorization", &bearer)], "")?;
+    let exchanges = http("GET", g_port, "/healthz", &[], "")?.json()["cache"]["misses"].clone();
+    t.step(
+        "an opaque token at the gateway is exchanged once; B sees sub = the client, act = the gateway",
+        !opaque.is_empty()
+            && !opaque.contains('.')
+            && direct.status == 401
+            && r.status == 200
+            && who["iss"] == op.issuer.as_str()
+            && who["sub"] == EDGE_CLIENT
+            && who["claims"]["act"]["sub"] == "gateway"
+            && who["aud"] == B_AUD
+            && again.status == 200
+            && exchanges == 1,
+        format!(
+            "opaque token {} -> B directly: {}; via the gateway: {} sub={} act={}; exchanges after 2 calls: {exchanges}",
+            short(&opaque, 12),
+            direct.status,
+            r.status,
+            who["sub"],
+            who["claims"]["act"]
+        ),
+    );
+
+    let steps = t.steps;
     drop(services);
     println!();
     if t.failures == 0 {
-        println!("demo: all 6 steps behaved as described; both services stopped");
+        println!("demo: all {steps} steps behaved as described; every process stopped");
         Ok(())
     } else {
         Err(format!(

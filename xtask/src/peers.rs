@@ -103,17 +103,28 @@ pub(crate) fn install_jose_stacks(root: &std::path::Path) -> Result<std::path::P
         )?;
         std::fs::write(&stamp, &requirements).map_err(|e| e.to_string())?;
     }
+    install_node_peers(root)?;
+    Ok(python)
+}
+
+/// `npm ci` in tests/peers (node's jose, panva's oidc-provider), when
+/// node_modules is missing or older than the lock file.
+pub(crate) fn install_node_peers(root: &std::path::Path) -> Result<(), String> {
+    let peers = root.join("tests").join("peers");
     let lock =
         std::fs::read_to_string(peers.join("package-lock.json")).map_err(|e| e.to_string())?;
     let node_stamp = peers.join("node_modules").join(".svcauth-lock");
     if std::fs::read_to_string(&node_stamp).ok().as_deref() != Some(lock.as_str()) {
         eprintln!("==> npm ci in tests/peers (node's jose, panva's oidc-provider)");
-        run(
-            std::path::Path::new("npm"),
-            &["ci", "--silent", "--no-audit", "--no-fund"],
-            &peers,
-        )?;
+        let status = Command::new("npm")
+            .args(["ci", "--silent", "--no-audit", "--no-fund"])
+            .current_dir(&peers)
+            .status()
+            .map_err(|e| format!("running npm ci: {e}"))?;
+        if !status.success() {
+            return Err(format!("npm ci in tests/peers failed ({status})"));
+        }
         std::fs::write(&node_stamp, &lock).map_err(|e| e.to_string())?;
     }
-    Ok(python)
+    Ok(())
 }
