@@ -528,3 +528,47 @@ impl MissLimiter {
         granted
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_miss_limiter_allows_the_burst_then_the_rate() {
+        let limiter = MissLimiter::new(5, 3, 1_000);
+        let granted = (0..10).filter(|_| limiter.try_acquire(1_000)).count();
+        assert_eq!(granted, 3, "the burst");
+        assert!(!limiter.try_acquire(1_100), "100 ms refill half a token");
+        assert!(limiter.try_acquire(1_200), "200 ms refill one at 5/s");
+        assert!(!limiter.try_acquire(1_200));
+        // A long pause refills to the burst, not beyond.
+        let granted = (0..10).filter(|_| limiter.try_acquire(60_000)).count();
+        assert_eq!(granted, 3);
+        // A clock that steps back grants nothing extra.
+        assert!(!limiter.try_acquire(50_000));
+    }
+
+    #[test]
+    fn only_the_servers_word_on_the_token_makes_it_inactive() {
+        let endpoint = |status, error: &str| SignError::TokenEndpoint {
+            status,
+            error: Some(error.to_owned()),
+        };
+        assert!(matches!(
+            from_sign_error(endpoint(400, "invalid_grant")),
+            SwapError::Inactive
+        ));
+        for refused_gateway in [
+            endpoint(401, "invalid_client"),
+            endpoint(400, "unauthorized_client"),
+            endpoint(400, "invalid_target"),
+            endpoint(500, "server_error"),
+            SignError::Transport("connection refused".into()),
+        ] {
+            assert!(matches!(
+                from_sign_error(refused_gateway),
+                SwapError::Server(_)
+            ));
+        }
+    }
+}

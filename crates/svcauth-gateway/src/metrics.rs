@@ -71,6 +71,7 @@ pub struct GatewayMetrics {
 impl GatewayMetrics {
     /// Mean time of one question to the authorization server.
     pub fn exchange_latency_mean(&self) -> Option<Duration> {
-        (self.misses > 0).then(|| self.exchange_latency_total / self.misses as u32)
+        let nanos = self.exchange_latency_total.as_nanos() / u128::from(self.misses.max(1));
+        (self.misses > 0).then(|| Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)))
     }
 }

@@ -148,3 +148,70 @@ where
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwts_are_told_apart_from_reference_tokens() {
+        let header = b64::encode(r#"{"alg":"ES256","typ":"at+jwt"}"#);
+        assert!(looks_like_jwt(&format!("{header}.e30.c2ln")));
+        for reference in [
+            "MtvM3TU2FU8L4-M9ZjUfuO1GfvmRY5znByGOUBIvDQW",
+            "a.b.c",
+            "",
+            &format!("{header}.e30"),
+            &format!("{header}.e30.c2ln.x"),
+            &format!("{}.e30.c2ln", b64::encode(r#"{"typ":"JWT"}"#)),
+        ] {
+            assert!(!looks_like_jwt(reference), "{reference}");
+        }
+    }
+
+    #[test]
+    fn bearer_credentials_are_read_strictly() {
+        let headers = |values: &[&str]| {
+            let mut map = HeaderMap::new();
+            for v in values {
+                map.append(header::AUTHORIZATION, v.parse().unwrap());
+            }
+            map
+        };
+        assert_eq!(bearer(&headers(&["Bearer abc"])), Ok(Some("abc")));
+        assert_eq!(bearer(&headers(&["bearer  abc "])), Ok(Some("abc")));
+        assert_eq!(bearer(&headers(&[])), Ok(None));
+        assert_eq!(bearer(&headers(&["Basic Zm9vOmJhcg=="])), Ok(None));
+        assert_eq!(
+            bearer(&headers(&["Bearer a", "Bearer b"])),
+            Err(Rejection::InvalidRequest)
+        );
+        assert_eq!(
+            bearer(&headers(&["Bearer  "])),
+            Err(Rejection::InvalidRequest)
+        );
+    }
+
+    #[test]
+    fn rejections_answer_rfc_6750() {
+        let response: Response<bytes::Bytes> = Rejection::InactiveToken.into_response();
+        assert_eq!(response.status(), 401);
+        assert!(
+            response.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer error=\"invalid_token\"")
+        );
+        let response: Response<bytes::Bytes> =
+            Rejection::Unavailable { retry_after: 2 }.into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE));
+        let response: Response<bytes::Bytes> = Rejection::MissingToken.into_response();
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(
+            response.extensions().get::<Rejection>(),
+            Some(&Rejection::MissingToken)
+        );
+    }
+}
