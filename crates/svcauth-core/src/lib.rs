@@ -38,12 +38,14 @@
 
 mod alg;
 pub mod b64;
+mod bearer;
 mod binding;
 mod claims;
 mod clock;
 pub mod per_thread;
 
 pub use alg::{Algorithm, AlgorithmSet, KeyFamily, UnsupportedAlgorithm};
+pub use bearer::{InvalidAuthorization, bearer_token};
 pub use binding::{BindingError, RequestBinding, body_sha256, htu};
 pub use claims::{Actor, Audience, Claims};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, system_clock};

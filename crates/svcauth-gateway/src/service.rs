@@ -15,7 +15,7 @@
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, header};
+use http::{Request, Response, header};
 use svcauth_core::b64;
 use tower_service::Service;
 
@@ -44,30 +44,6 @@ impl<S> PhantomToken<S> {
     pub fn layer(gateway: Gateway) -> PhantomTokenLayer {
         PhantomTokenLayer::new(gateway)
     }
-}
-
-/// The token of `Authorization: Bearer <token>`; `Ok(None)` when there are
-/// no bearer credentials.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Rejection::InvalidRequest);
-    }
-    let value = value.to_str().map_err(|_| Rejection::InvalidRequest)?;
-    let Some((scheme, token)) = value.split_once(' ') else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    let token = token.trim_matches(' ');
-    if token.is_empty() {
-        return Err(Rejection::InvalidRequest);
-    }
-    Ok(Some(token))
 }
 
 /// Whether `token` is a JWS: three segments, the first a JSON header with
@@ -105,7 +81,9 @@ where
         for name in self.gateway.stripped_headers() {
             request.headers_mut().remove(name);
         }
-        let token = match bearer(request.headers()) {
+        let token = match svcauth_core::bearer_token(request.headers())
+            .map_err(|_| Rejection::InvalidRequest)
+        {
             Ok(Some(token)) => token,
             Ok(None) => return ResponseFuture::ready(Ok(Rejection::MissingToken.into_response())),
             Err(rejection) => return ResponseFuture::ready(Ok(rejection.into_response())),
@@ -167,29 +145,6 @@ mod tests {
         ] {
             assert!(!looks_like_jwt(reference), "{reference}");
         }
-    }
-
-    #[test]
-    fn bearer_credentials_are_read_strictly() {
-        let headers = |values: &[&str]| {
-            let mut map = HeaderMap::new();
-            for v in values {
-                map.append(header::AUTHORIZATION, v.parse().unwrap());
-            }
-            map
-        };
-        assert_eq!(bearer(&headers(&["Bearer abc"])), Ok(Some("abc")));
-        assert_eq!(bearer(&headers(&["bearer  abc "])), Ok(Some("abc")));
-        assert_eq!(bearer(&headers(&[])), Ok(None));
-        assert_eq!(bearer(&headers(&["Basic Zm9vOmJhcg=="])), Ok(None));
-        assert_eq!(
-            bearer(&headers(&["Bearer a", "Bearer b"])),
-            Err(Rejection::InvalidRequest)
-        );
-        assert_eq!(
-            bearer(&headers(&["Bearer  "])),
-            Err(Rejection::InvalidRequest)
-        );
     }
 
     #[test]

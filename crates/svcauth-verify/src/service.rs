@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, header};
+use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_service::Service;
@@ -42,30 +42,6 @@ impl<S> Verify<S> {
     }
 }
 
-/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1), the only
-/// place a token is read from. `Ok(None)`: no bearer credentials at all.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ErrorKind> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(ErrorKind::InvalidRequest);
-    }
-    let value = value.to_str().map_err(|_| ErrorKind::InvalidRequest)?;
-    let Some((scheme, token)) = value.split_once(' ') else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    let token = token.trim_matches(' ');
-    if token.is_empty() {
-        return Err(ErrorKind::InvalidRequest);
-    }
-    Ok(Some(token))
-}
-
 impl<S, B, ResBody> Service<Request<B>> for Verify<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -84,7 +60,9 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let token = match bearer(request.headers()) {
+        let token = match svcauth_core::bearer_token(request.headers())
+            .map_err(|_| ErrorKind::InvalidRequest)
+        {
             Ok(Some(token)) => token,
             Ok(None) if self.options.optional => {
                 request.extensions_mut().insert(Authentication(None));
@@ -181,34 +159,4 @@ where
     );
     parts.extensions.insert(Authentication(Some(claims)));
     Ok(Request::from_parts(parts, body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(values: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(header::AUTHORIZATION, v.parse().unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn bearer_token_comes_only_from_one_authorization_header() {
-        assert_eq!(bearer(&headers(&[])), Ok(None));
-        assert_eq!(bearer(&headers(&["Bearer abc"])), Ok(Some("abc")));
-        assert_eq!(bearer(&headers(&["bearer  abc "])), Ok(Some("abc")));
-        assert_eq!(bearer(&headers(&["Basic dXNlcjpwYXNz"])), Ok(None));
-        assert_eq!(bearer(&headers(&["Bearer"])), Ok(None));
-        assert_eq!(
-            bearer(&headers(&["Bearer  "])),
-            Err(ErrorKind::InvalidRequest)
-        );
-        assert_eq!(
-            bearer(&headers(&["Bearer a", "Bearer b"])),
-            Err(ErrorKind::InvalidRequest)
-        );
-    }
 }
