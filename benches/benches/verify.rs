@@ -1,7 +1,8 @@
-//! Inbound verification: the verification-cache hit, the uncached path and a
-//! bare jsonwebtoken `decode` with the same key, in the same groups so each
-//! is read as a ratio; and the whole layer in an axum Router against a bare
-//! Router.
+//! Inbound verification: the verification-cache hit, the uncached path, a
+//! bare jsonwebtoken `decode` and jwt-authorizer's `check_auth` with the same
+//! key, in the same groups so each is read as a ratio; and the whole layer in
+//! an axum Router against a bare Router, beside jwt-authorizer's layer in its
+//! own (axum 0.7) Router, for each algorithm.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -13,6 +14,7 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use jsonwebtoken::{DecodingKey, Validation, decode, jwk};
+use jwt_authorizer::{Authorizer, IntoLayer, JwtAuthorizer, RegisteredClaims};
 use serde_json::json;
 use svcauth_core::Algorithm;
 use svcauth_jwks::{KeySet, KeySource, SigningKey};
@@ -42,6 +44,18 @@ fn verifier(key: &SigningKey, cache: usize) -> Verifier {
         .unwrap()
 }
 
+/// jwt-authorizer with the same public key as a local JWKS, checking the
+/// same `iss` and `aud` (and, by default, `exp` and `nbf`).
+fn jwt_authorizer(rt: &tokio::runtime::Runtime, key: &SigningKey) -> Authorizer<RegisteredClaims> {
+    let jwks = json!({ "keys": [key.public_jwk()] }).to_string();
+    rt.block_on(
+        JwtAuthorizer::<RegisteredClaims>::from_jwks_text(&jwks)
+            .validation(jwt_authorizer::Validation::new().aud(&[AUD]).iss(&[ISS]))
+            .build(),
+    )
+    .unwrap()
+}
+
 fn verification(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -58,12 +72,18 @@ fn verification(c: &mut Criterion) {
         let mut validation = Validation::new(alg.as_str().parse().unwrap());
         validation.set_audience(&[AUD]);
         validation.set_issuer(&[ISS]);
+        let peer = jwt_authorizer(&rt, &key);
+        rt.block_on(peer.check_auth(&token)).unwrap();
 
         let mut group = c.benchmark_group(format!("verify/{alg}"));
         group.bench_function("jsonwebtoken_decode", |b| {
             b.iter(|| {
                 decode::<serde_json::Value>(black_box(&token), &decoding, &validation).unwrap()
             })
+        });
+        group.bench_function("jwt_authorizer_check_auth", |b| {
+            b.to_async(&rt)
+                .iter(|| async { peer.check_auth(black_box(&token)).await.unwrap() })
         });
         group.bench_function("svcauth_uncached", |b| {
             b.to_async(&rt)
@@ -80,27 +100,75 @@ fn layer(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let token = format!("Bearer {}", token(&key));
-    let bare: Router = Router::new().route("/", get(|| async { "ok" }));
-    let verified = bare.clone().layer(VerifyLayer::new(verifier(&key, 1000)));
-    let request = |auth: &str| {
-        Request::get("/")
-            .header("authorization", auth)
-            .body(Body::empty())
+    for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
+        let key = SigningKey::generate(alg).unwrap();
+        let token = format!("Bearer {}", token(&key));
+        let bare: Router = Router::new().route("/", get(|| async { "ok" }));
+        // What any tower layer costs in an axum Router (a clone of the inner
+        // route per request), so the part that is svcauth's own is visible.
+        let noop = bare
+            .clone()
+            .layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r));
+        let cached = bare.clone().layer(VerifyLayer::new(verifier(&key, 1000)));
+        // Cache capacity 0: every request is a first sight of its token.
+        let uncached = bare.clone().layer(VerifyLayer::new(verifier(&key, 0)));
+        let bare07: axum07::Router =
+            axum07::Router::new().route("/", axum07::routing::get(|| async { "ok" }));
+        let peer = bare07
+            .clone()
+            .layer([jwt_authorizer(&rt, &key)].into_layer());
+        let request = || {
+            Request::get("/")
+                .header("authorization", &token)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let request07 = || {
+            Request::get("/")
+                .header("authorization", &token)
+                .body(axum07::body::Body::empty())
+                .unwrap()
+        };
+        for (router, name) in [(&cached, "cached"), (&uncached, "uncached")] {
+            let status = rt
+                .block_on(router.clone().oneshot(request()))
+                .unwrap()
+                .status();
+            assert_eq!(status, 200, "svcauth {name} refused the token");
+        }
+        let status = rt
+            .block_on(peer.clone().oneshot(request07()))
             .unwrap()
-    };
+            .status();
+        assert_eq!(status, 200, "jwt-authorizer refused the token");
 
-    let mut group = c.benchmark_group("layer/EdDSA");
-    group.bench_function("bare_router", |b| {
-        b.to_async(&rt)
-            .iter(|| async { bare.clone().oneshot(request(&token)).await.unwrap() })
-    });
-    group.bench_function("verify_layer_cache_hit", |b| {
-        b.to_async(&rt)
-            .iter(|| async { verified.clone().oneshot(request(&token)).await.unwrap() })
-    });
-    group.finish();
+        let mut group = c.benchmark_group(format!("layer/{alg}"));
+        group.bench_function("bare_router", |b| {
+            b.to_async(&rt)
+                .iter(|| async { bare.clone().oneshot(request()).await.unwrap() })
+        });
+        group.bench_function("noop_layer", |b| {
+            b.to_async(&rt)
+                .iter(|| async { noop.clone().oneshot(request()).await.unwrap() })
+        });
+        group.bench_function("verify_layer_cache_hit", |b| {
+            b.to_async(&rt)
+                .iter(|| async { cached.clone().oneshot(request()).await.unwrap() })
+        });
+        group.bench_function("verify_layer_first_sight", |b| {
+            b.to_async(&rt)
+                .iter(|| async { uncached.clone().oneshot(request()).await.unwrap() })
+        });
+        group.bench_function("bare_router_axum07", |b| {
+            b.to_async(&rt)
+                .iter(|| async { bare07.clone().oneshot(request07()).await.unwrap() })
+        });
+        group.bench_function("jwt_authorizer_layer", |b| {
+            b.to_async(&rt)
+                .iter(|| async { peer.clone().oneshot(request07()).await.unwrap() })
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, verification, layer);
