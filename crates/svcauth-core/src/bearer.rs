@@ -19,7 +19,14 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, InvalidAuthoriz
     if values.next().is_some() {
         return Err(InvalidAuthorization);
     }
-    let value = value.to_str().map_err(|_| InvalidAuthorization)?;
+    // The same rule as `HeaderValue::to_str` (visible ASCII; a HeaderValue
+    // holds no other control byte than tab), checked a word at a time
+    // rather than byte by byte: this runs on every request.
+    let value = value.as_bytes();
+    if !value.is_ascii() {
+        return Err(InvalidAuthorization);
+    }
+    let value = std::str::from_utf8(value).map_err(|_| InvalidAuthorization)?;
     let Some((scheme, token)) = value.split_once(' ') else {
         return Ok(None);
     };
