@@ -40,6 +40,7 @@ mod alg;
 pub mod b64;
 mod bearer;
 mod binding;
+pub mod bounded;
 mod claims;
 mod clock;
 pub mod per_thread;

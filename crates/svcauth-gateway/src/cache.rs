@@ -2,11 +2,12 @@
 //!
 //! A slot is a `OnceCell`: the first request for a token resolves it, the
 //! requests that arrive meanwhile wait for that answer (single flight), and
-//! later ones read it with no lock (papaya's map, then the cell). An
+//! later ones read it with no lock (the bounded map, then the cell). An
 //! expired slot is replaced, never mutated.
 
 use std::sync::Arc;
 
+use svcauth_core::bounded::BoundedMap;
 use tokio::sync::OnceCell;
 
 use crate::gateway::Swapped;
@@ -74,52 +75,27 @@ impl Outcome {
 
 pub(crate) type Slot = Arc<OnceCell<Outcome>>;
 
-type Map = papaya::HashMap<Digest, Slot, foldhash::fast::RandomState>;
-
 pub(crate) struct SwapCache {
-    map: Map,
-    capacity: usize,
+    map: BoundedMap<Digest, Slot>,
 }
 
 impl SwapCache {
     pub(crate) fn new(capacity: usize) -> Self {
         SwapCache {
-            map: papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .build(),
-            capacity,
+            map: BoundedMap::new(capacity),
         }
     }
 
-    /// The slot of `digest`, made (empty) if there is none.
+    /// The slot of `digest`: the one stored, unless its answer has expired,
+    /// else a new empty one stored in its place.
     pub(crate) fn slot(&self, digest: Digest, now: u64) -> Slot {
-        let map = self.map.pin();
-        if let Some(slot) = map.get(&digest) {
-            return slot.clone();
-        }
-        if map.len() >= self.capacity {
-            // Drop what has expired (pending slots stay); if that is not
-            // enough, drop an eighth, so the scan runs once per capacity/8
-            // new tokens.
-            map.retain(|_, slot| slot.get().is_none_or(|o| o.until() > now));
-            if map.len() >= self.capacity {
-                let excess = map.len() + 1 - self.capacity + self.capacity / 8;
-                let victims: Vec<Digest> = map.keys().take(excess).copied().collect();
-                for key in victims {
-                    map.remove(&key);
-                }
-            }
-        }
-        map.get_or_insert_with(digest, || Arc::new(OnceCell::new()))
-            .clone()
-    }
-
-    /// Removes `slot` if it is still the one stored for `digest`.
-    pub(crate) fn remove(&self, digest: Digest, slot: &Slot) {
-        let _ = self
-            .map
-            .pin()
-            .remove_if(&digest, |_, current| Arc::ptr_eq(current, slot));
+        self.map.get_or_insert_with(
+            digest,
+            || Arc::new(OnceCell::new()),
+            |slot| slot.get().is_some_and(|o| o.expired(now)),
+            // When full: drop what has expired (pending slots stay).
+            |slot| slot.get().is_none_or(|o| o.until() > now),
+        )
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -175,25 +175,19 @@ impl Gateway {
         }
         let digest = Digest::of(reference);
         let inner = &self.inner;
-        loop {
-            let now = self.now_ms();
-            let slot = inner.cache.slot(digest, now);
-            if let Some(outcome) = slot.get() {
-                if outcome.expired(now) {
-                    inner.cache.remove(digest, &slot);
-                    continue;
-                }
-                return self.answer(outcome, true);
-            }
-            let mut resolved_here = false;
-            let outcome = slot
-                .get_or_init(|| {
-                    resolved_here = true;
-                    self.resolve(reference)
-                })
-                .await;
-            return self.answer(outcome, !resolved_here);
+        // The cache never hands out a slot whose answer has expired at `now`.
+        let slot = inner.cache.slot(digest, self.now_ms());
+        if let Some(outcome) = slot.get() {
+            return self.answer(outcome, true);
         }
+        let mut resolved_here = false;
+        let outcome = slot
+            .get_or_init(|| {
+                resolved_here = true;
+                self.resolve(reference)
+            })
+            .await;
+        self.answer(outcome, !resolved_here)
     }
 
     fn answer(&self, outcome: &Outcome, hit: bool) -> Result<Swapped, SwapError> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use http::HeaderValue;
+use svcauth_core::bounded::BoundedMap;
 use svcauth_core::per_thread::PerThread;
 
 use arc_swap::ArcSwapOption;
@@ -64,8 +65,6 @@ impl Slot {
     }
 }
 
-type Map = papaya::HashMap<Box<str>, Arc<Slot>, foldhash::fast::RandomState>;
-
 /// A thread's own copy of a cached header, usable until the token's refresh
 /// point: handing it out touches no cache line another thread writes.
 struct LocalToken {
@@ -84,8 +83,7 @@ thread_local! {
 }
 
 pub(crate) struct TokenCache {
-    slots: Map,
-    capacity: usize,
+    slots: BoundedMap<Box<str>, Arc<Slot>>,
     id: u64,
     /// Bumped by `clear`, so threads' copies made before it stop answering.
     epoch: AtomicU64,
@@ -94,11 +92,7 @@ pub(crate) struct TokenCache {
 impl TokenCache {
     pub(crate) fn new(capacity: usize) -> Self {
         TokenCache {
-            slots: papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .capacity(capacity.min(1024))
-                .build(),
-            capacity,
+            slots: BoundedMap::new(capacity),
             id: PerThread::<LocalToken>::new_owner(),
             epoch: AtomicU64::new(0),
         }
@@ -140,7 +134,7 @@ impl TokenCache {
         audience: &str,
         f: impl FnOnce(&Arc<Slot>) -> Option<R>,
     ) -> Option<R> {
-        f(self.slots.pin().get(audience)?)
+        self.slots.with(audience, f)?
     }
 
     /// The slot for `audience` (and a delegation), created if needed.
@@ -166,35 +160,24 @@ impl TokenCache {
                 )
             }
         };
-        let slots = self.slots.pin();
-        if let Some(slot) = slots.get(key.as_str()) {
-            return slot.clone();
-        }
-        if slots.len() >= self.capacity {
-            slots.retain(|_, s| {
+        // When full, the slots whose token is still usable are the ones
+        // worth keeping.
+        self.slots.get_or_insert_with(
+            key.into_boxed_str(),
+            || Arc::new(Slot::new(audience, on_behalf_of.cloned())),
+            |_| false,
+            |s| {
                 s.current
                     .load()
                     .as_ref()
                     .is_some_and(|c| c.usable_until > now_ms)
-            });
-            if slots.len() >= self.capacity {
-                let excess = slots.len() + 1 - self.capacity + self.capacity / 8;
-                let victims: Vec<Box<str>> = slots.keys().take(excess).cloned().collect();
-                for key in victims {
-                    slots.remove(&key);
-                }
-            }
-        }
-        slots
-            .get_or_insert_with(key.into_boxed_str(), || {
-                Arc::new(Slot::new(audience, on_behalf_of.cloned()))
-            })
-            .clone()
+            },
+        )
     }
 
     pub(crate) fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.slots.pin().clear();
+        self.slots.clear();
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use svcauth_core::bounded::BoundedMap;
 use svcauth_core::per_thread::PerThread;
 
 use crate::claims::VerifiedClaims;
@@ -36,28 +37,21 @@ pub(crate) struct Entry {
     pub(crate) generation: u64,
 }
 
-type Map = papaya::HashMap<Box<str>, Arc<Entry>, foldhash::fast::RandomState>;
-
 pub(crate) struct VerifiedCache {
-    map: Map,
-    capacity: usize,
+    map: BoundedMap<Box<str>, Arc<Entry>>,
     id: u64,
 }
 
 impl VerifiedCache {
     pub(crate) fn new(capacity: usize) -> Self {
         VerifiedCache {
-            map: papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .capacity(capacity.min(4096))
-                .build(),
-            capacity,
+            map: BoundedMap::new(capacity),
             id: PerThread::<Arc<Entry>>::new_owner(),
         }
     }
 
     pub(crate) fn enabled(&self) -> bool {
-        self.capacity > 0
+        self.map.capacity() > 0
     }
 
     /// The entry for `token`, if any (validity is the caller's to check):
@@ -70,7 +64,7 @@ impl VerifiedCache {
         if local.is_some() {
             return local;
         }
-        let shared = self.map.pin().get(token).cloned()?;
+        let shared = self.map.get(token)?;
         let copy = Arc::new(Entry {
             claims: Arc::new(VerifiedClaims::clone(&shared.claims)),
             ..Entry::clone(&shared)
@@ -87,31 +81,17 @@ impl VerifiedCache {
         Some(copy)
     }
 
-    /// Forgets `token` here and in this thread's copies (other threads'
-    /// copies check their own validity on every hit).
-    pub(crate) fn remove(&self, token: &str) {
-        self.map.pin().remove(token);
+    /// Forgets this thread's copy of `token`. The shared entry stays until
+    /// a new verification overwrites it or room is made (see
+    /// [`BoundedMap`] for why nothing is removed); every hit re-checks it.
+    pub(crate) fn forget_local(&self, token: &str) {
         LOCAL.with(|l| l.borrow_mut().remove(self.id, token));
     }
 
     pub(crate) fn insert(&self, token: &str, entry: Entry, now: u64) {
-        if !self.enabled() {
-            return;
-        }
-        let map = self.map.pin();
-        if map.len() >= self.capacity {
-            // Drop what has expired; if that is not enough, drop an eighth of
-            // the entries, so the scan runs once per capacity/8 inserts.
-            map.retain(|_, e| e.valid_until >= now);
-            if map.len() >= self.capacity {
-                let excess = map.len() + 1 - self.capacity + self.capacity / 8;
-                let victims: Vec<Box<str>> = map.keys().take(excess).cloned().collect();
-                for key in victims {
-                    map.remove(&key);
-                }
-            }
-        }
-        map.insert(token.into(), Arc::new(entry));
+        // When full, the entries still valid are the ones worth keeping.
+        self.map
+            .insert(token.into(), Arc::new(entry), |e| e.valid_until >= now);
     }
 
     pub(crate) fn len(&self) -> usize {

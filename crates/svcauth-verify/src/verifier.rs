@@ -200,7 +200,7 @@ impl Verifier {
         if fresh {
             Some(entry)
         } else {
-            self.inner.cache.remove(token);
+            self.inner.cache.forget_local(token);
             None
         }
     }
