@@ -44,6 +44,15 @@ pub struct RevocationQuery<'a> {
     pub exp: u64,
 }
 
+#[derive(Debug, Default)]
+struct Seen {
+    ids: HashMap<String, u64>,
+    /// The second of the last sweep: entries expire in whole seconds, so a
+    /// second sweep in the same second frees nothing, and a full store must
+    /// not scan every id on every request.
+    swept_at: u64,
+}
+
 /// A bounded in-memory [`ReplayStore`] for one process.
 ///
 /// Entries expire with their tokens. When full of unexpired entries it
@@ -51,7 +60,7 @@ pub struct RevocationQuery<'a> {
 /// forgotten id could be replayed.
 #[derive(Debug)]
 pub struct MemoryReplayStore {
-    seen: Mutex<HashMap<String, u64>>,
+    seen: Mutex<Seen>,
     capacity: usize,
     clock: SharedClock,
 }
@@ -60,7 +69,7 @@ impl MemoryReplayStore {
     /// A store for at most `capacity` live ids.
     pub fn new(capacity: usize, clock: SharedClock) -> Self {
         MemoryReplayStore {
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
             capacity,
             clock,
         }
@@ -71,6 +80,7 @@ impl MemoryReplayStore {
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .ids
             .len()
     }
 
@@ -84,16 +94,17 @@ impl ReplayStore for MemoryReplayStore {
     fn first_use<'a>(&'a self, id: &'a str, expires_at: u64) -> StoreFuture<'a, bool> {
         let now = self.clock.now_secs();
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = if seen.get(id).is_some_and(|exp| *exp >= now) {
+        let result = if seen.ids.get(id).is_some_and(|exp| *exp >= now) {
             Ok(false)
         } else {
-            if seen.len() >= self.capacity {
-                seen.retain(|_, exp| *exp >= now);
+            if seen.ids.len() >= self.capacity && seen.swept_at != now {
+                seen.ids.retain(|_, exp| *exp >= now);
+                seen.swept_at = now;
             }
-            if seen.len() >= self.capacity {
+            if seen.ids.len() >= self.capacity {
                 Err(StoreError("replay store is full".into()))
             } else {
-                seen.insert(id.to_owned(), expires_at);
+                seen.ids.insert(id.to_owned(), expires_at);
                 Ok(true)
             }
         };
@@ -152,5 +163,32 @@ impl RevocationStore for MemoryRevocationStore {
                 .contains(&(token.iss.to_owned(), kid.to_owned()))
         });
         Box::pin(std::future::ready(Ok(by_jti || by_key)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use svcauth_core::ManualClock;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_replay_store_refuses_until_entries_expire() {
+        let clock = ManualClock::at_secs(1_000);
+        let store = MemoryReplayStore::new(2, Arc::new(clock.clone()));
+        assert_eq!(store.first_use("a", 1_010).await, Ok(true));
+        assert_eq!(store.first_use("a", 1_010).await, Ok(false));
+        assert_eq!(store.first_use("b", 1_020).await, Ok(true));
+        // Full of live ids: a new one is refused, never let through.
+        assert!(store.first_use("c", 1_030).await.is_err());
+        assert!(store.first_use("d", 1_030).await.is_err());
+        // Once "a" has expired, the next second's sweep makes room.
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(store.first_use("c", 1_030).await, Ok(true));
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.first_use("b", 1_020).await, Ok(false));
     }
 }
