@@ -12,6 +12,32 @@ pub struct InvalidAuthorization;
 /// The token of `Authorization: Bearer <token>`. `Ok(None)`: no bearer
 /// credentials at all (no header, or another scheme).
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, InvalidAuthorization> {
+    let Some(value) = single_authorization(headers)? else {
+        return Ok(None);
+    };
+    // The same rule as `HeaderValue::to_str` (visible ASCII; a HeaderValue
+    // holds no other control byte than tab), checked a word at a time
+    // rather than byte by byte: this runs on every request.
+    if !value.is_ascii() {
+        return Err(InvalidAuthorization);
+    }
+    let Some(token) = split_bearer(value)? else {
+        return Ok(None);
+    };
+    std::str::from_utf8(token)
+        .map(Some)
+        .map_err(|_| InvalidAuthorization)
+}
+
+/// The raw bytes of the bearer token, unchecked, or `None` whenever
+/// [`bearer_token`] would not give a token. For exact-match lookups of
+/// tokens already verified (which are ASCII), where validating the bytes
+/// again would only cost time; anything else must use [`bearer_token`].
+pub fn bearer_token_bytes(headers: &HeaderMap) -> Option<&[u8]> {
+    split_bearer(single_authorization(headers).ok()??).ok()?
+}
+
+fn single_authorization(headers: &HeaderMap) -> Result<Option<&[u8]>, InvalidAuthorization> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -19,21 +45,23 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, InvalidAuthoriz
     if values.next().is_some() {
         return Err(InvalidAuthorization);
     }
-    // The same rule as `HeaderValue::to_str` (visible ASCII; a HeaderValue
-    // holds no other control byte than tab), checked a word at a time
-    // rather than byte by byte: this runs on every request.
-    let value = value.as_bytes();
-    if !value.is_ascii() {
-        return Err(InvalidAuthorization);
-    }
-    let value = std::str::from_utf8(value).map_err(|_| InvalidAuthorization)?;
-    let Some((scheme, token)) = value.split_once(' ') else {
+    Ok(Some(value.as_bytes()))
+}
+
+fn split_bearer(value: &[u8]) -> Result<Option<&[u8]>, InvalidAuthorization> {
+    let Some(space) = value.iter().position(|b| *b == b' ') else {
         return Ok(None);
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let (scheme, token) = (&value[..space], &value[space + 1..]);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Ok(None);
     }
-    let token = token.trim_matches(' ');
+    let start = token.iter().position(|b| *b != b' ').unwrap_or(token.len());
+    let end = token
+        .iter()
+        .rposition(|b| *b != b' ')
+        .map_or(start, |i| i + 1);
+    let token = &token[start..end.max(start)];
     if token.is_empty() {
         return Err(InvalidAuthorization);
     }
@@ -50,6 +78,26 @@ mod tests {
             h.append(header::AUTHORIZATION, v.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn the_bytes_agree_with_the_checked_token() {
+        for values in [
+            &[][..],
+            &["Bearer abc"],
+            &["bearer  abc "],
+            &["Basic dXNlcjpwYXNz"],
+            &["Bearer"],
+            &["Bearer  "],
+            &["Bearer a", "Bearer b"],
+        ] {
+            let h = headers(values);
+            assert_eq!(
+                bearer_token_bytes(&h),
+                bearer_token(&h).ok().flatten().map(str::as_bytes),
+                "{values:?}"
+            );
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ mod clock;
 pub mod per_thread;
 
 pub use alg::{Algorithm, AlgorithmSet, KeyFamily, UnsupportedAlgorithm};
-pub use bearer::{InvalidAuthorization, bearer_token};
+pub use bearer::{InvalidAuthorization, bearer_token, bearer_token_bytes};
 pub use binding::{BindingError, RequestBinding, body_sha256, htu};
 pub use claims::{Actor, Audience, Claims};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, system_clock};

@@ -22,7 +22,7 @@ thread_local! {
     /// Per-thread copies of hot entries, by cache id. A hit here touches no
     /// cache line another thread writes: the entry and its claims are this
     /// thread's own allocations, so their reference counts are not contended.
-    static LOCAL: RefCell<PerThread<Arc<Entry>>> = const { RefCell::new(PerThread::new()) };
+    static LOCAL: RefCell<PerThread<Entry>> = const { RefCell::new(PerThread::new()) };
 }
 
 #[derive(Clone)]
@@ -46,7 +46,7 @@ impl VerifiedCache {
     pub(crate) fn new(capacity: usize) -> Self {
         VerifiedCache {
             map: BoundedMap::new(capacity),
-            id: PerThread::<Arc<Entry>>::new_owner(),
+            id: PerThread::<Entry>::new_owner(),
         }
     }
 
@@ -54,38 +54,46 @@ impl VerifiedCache {
         self.map.capacity() > 0
     }
 
-    /// The entry for `token`, if any (validity is the caller's to check):
-    /// this thread's copy, else the shared entry, copied for this thread.
-    pub(crate) fn get(&self, token: &str) -> Option<Arc<Entry>> {
+    /// The claims of `token` if an entry for it passes `fresh`: this
+    /// thread's copy, else the shared entry, then copied for this thread. A
+    /// copy that fails `fresh` is dropped (the shared entry may have been
+    /// renewed since).
+    ///
+    /// `token` is the raw header bytes: a thread's copy matches only a token
+    /// verified before, so a match needs no UTF-8 check; the shared map is
+    /// looked up only with valid UTF-8.
+    pub(crate) fn hit(
+        &self,
+        token: &[u8],
+        fresh: impl Fn(&Entry) -> bool,
+    ) -> Option<Arc<VerifiedClaims>> {
         if !self.enabled() {
             return None;
         }
-        let local = LOCAL.with(|l| l.borrow().get(self.id, token).cloned());
-        if local.is_some() {
-            return local;
+        let local = LOCAL.with(|l| {
+            let copies = l.borrow();
+            let entry = copies.get(self.id, token)?;
+            Some(fresh(entry).then(|| entry.claims.clone()))
+        });
+        match local {
+            Some(Some(claims)) => return Some(claims),
+            Some(None) => LOCAL.with(|l| l.borrow_mut().remove(self.id, token)),
+            None => {}
         }
-        let shared = self.map.get(token)?;
-        let copy = Arc::new(Entry {
+        let shared = self.map.get(std::str::from_utf8(token).ok()?)?;
+        if !fresh(&shared) {
+            return None;
+        }
+        let copy = Entry {
             claims: Arc::new(VerifiedClaims::clone(&shared.claims)),
             ..Entry::clone(&shared)
-        });
+        };
+        let claims = copy.claims.clone();
         LOCAL.with(|l| {
-            l.borrow_mut().insert(
-                self.id,
-                token,
-                copy.clone(),
-                LOCAL_CAPACITY,
-                LOCAL_VERIFIERS,
-            )
+            l.borrow_mut()
+                .insert(self.id, token, copy, LOCAL_CAPACITY, LOCAL_VERIFIERS)
         });
-        Some(copy)
-    }
-
-    /// Forgets this thread's copy of `token`. The shared entry stays until
-    /// a new verification overwrites it or room is made (see
-    /// [`BoundedMap`] for why nothing is removed); every hit re-checks it.
-    pub(crate) fn forget_local(&self, token: &str) {
-        LOCAL.with(|l| l.borrow_mut().remove(self.id, token));
+        Some(claims)
     }
 
     pub(crate) fn insert(&self, token: &str, entry: Entry, now: u64) {

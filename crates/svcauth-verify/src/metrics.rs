@@ -8,7 +8,9 @@ use crate::error::ErrorKind;
 
 const STRIPES: usize = 8;
 const SLOTS: usize = 2 + ErrorKind::ALL.len();
-const ACCEPTED: usize = 0;
+/// Accepted after a full verification; `accepted` is this plus the hits,
+/// so that a cache hit costs one atomic add, not two.
+const ACCEPTED_FRESH: usize = 0;
 const CACHE_HITS: usize = 1;
 
 /// Counters striped over cache lines, so that threads counting at once do
@@ -43,10 +45,11 @@ impl Metrics {
     }
 
     pub(crate) fn accepted(&self, cache_hit: bool) {
-        self.add(ACCEPTED);
-        if cache_hit {
-            self.add(CACHE_HITS);
-        }
+        self.add(if cache_hit {
+            CACHE_HITS
+        } else {
+            ACCEPTED_FRESH
+        });
     }
 
     pub(crate) fn rejected(&self, kind: ErrorKind) {
@@ -64,7 +67,7 @@ impl Metrics {
 
     pub(crate) fn snapshot(&self) -> VerifierMetrics {
         VerifierMetrics {
-            accepted: self.sum(ACCEPTED),
+            accepted: self.sum(ACCEPTED_FRESH) + self.sum(CACHE_HITS),
             cache_hits: self.sum(CACHE_HITS),
             rejected: ErrorKind::ALL
                 .iter()

@@ -60,23 +60,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let token = match svcauth_core::bearer_token(request.headers())
-            .map_err(|_| ErrorKind::InvalidRequest)
+        let (verifier, options) = (&self.verifier, &self.options);
+        // Fast path: a token verified before, on a route without binding,
+        // found by the header's raw bytes (see `bearer_token_bytes`).
+        if !options.require_binding
+            && let Some(raw) = svcauth_core::bearer_token_bytes(request.headers())
+            && let Some(claims) = verifier.cached_bytes(raw)
         {
-            Ok(Some(token)) => token,
-            Ok(None) if self.options.optional => {
-                request.extensions_mut().insert(Authentication(None));
-                return ResponseFuture::inner(self.inner.call(request));
-            }
-            Ok(None) => return self.reject(ErrorKind::MissingToken.into()),
-            Err(kind) => return self.reject(kind.into()),
-        };
-
-        // Fast path: a token verified before, on a route without binding.
-        if !self.options.require_binding
-            && let Some(claims) = self.verifier.cached(token)
-        {
-            if let Err(error) = self.options.authorize(&claims) {
+            if let Err(error) = options.authorize(&claims) {
                 return self.reject(error);
             }
             request
@@ -84,6 +75,18 @@ where
                 .insert(Authentication(Some(claims)));
             return ResponseFuture::inner(self.inner.call(request));
         }
+
+        let token = match svcauth_core::bearer_token(request.headers())
+            .map_err(|_| ErrorKind::InvalidRequest)
+        {
+            Ok(Some(token)) => token,
+            Ok(None) if options.optional => {
+                request.extensions_mut().insert(Authentication(None));
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            Ok(None) => return self.reject(ErrorKind::MissingToken.into()),
+            Err(kind) => return self.reject(kind.into()),
+        };
 
         // Slow path. The ready inner service goes into the future; a fresh
         // clone stays here (tower's "be careful when cloning inner services").

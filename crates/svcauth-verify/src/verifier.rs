@@ -178,31 +178,32 @@ impl Verifier {
     /// key set, with no revocation store to consult. No await, no lock, no
     /// JSON, no signature.
     pub fn cached(&self, token: &str) -> Option<Arc<VerifiedClaims>> {
+        self.cached_bytes(token.as_bytes())
+    }
+
+    /// [`cached`](Verifier::cached) for the raw bytes of a header: only a
+    /// token verified before can match, so they need no validation first.
+    pub(crate) fn cached_bytes(&self, token: &[u8]) -> Option<Arc<VerifiedClaims>> {
         if self.inner.revocation.is_some() {
             return None;
         }
-        let entry = self.cache_hit(token)?;
+        let claims = self.cache_hit(token)?;
         self.inner.metrics.accepted(true);
         tracing::trace!(
-            iss = entry.claims.iss(),
-            sub = entry.claims.sub(),
+            iss = claims.iss(),
+            sub = claims.sub(),
             "token accepted from cache"
         );
-        Some(entry.claims.clone())
+        Some(claims)
     }
 
-    fn cache_hit(&self, token: &str) -> Option<Arc<Entry>> {
-        let entry = self.inner.cache.get(token)?;
+    fn cache_hit(&self, token: &[u8]) -> Option<Arc<VerifiedClaims>> {
         let now = self.inner.clock.now_secs();
-        let fresh = now >= entry.valid_from
-            && now <= entry.valid_until
-            && self.inner.issuers[entry.issuer].generation() == entry.generation;
-        if fresh {
-            Some(entry)
-        } else {
-            self.inner.cache.forget_local(token);
-            None
-        }
+        self.inner.cache.hit(token, |entry| {
+            now >= entry.valid_from
+                && now <= entry.valid_until
+                && self.inner.issuers[entry.issuer].generation() == entry.generation
+        })
     }
 
     /// Signature, claims and revocation; the cache in front. Returns whether
@@ -211,9 +212,9 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<(Arc<VerifiedClaims>, bool), VerifyError> {
-        if let Some(entry) = self.cache_hit(token) {
-            self.check_revocation(&entry.claims).await?;
-            return Ok((entry.claims.clone(), true));
+        if let Some(claims) = self.cache_hit(token.as_bytes()) {
+            self.check_revocation(&claims).await?;
+            return Ok((claims, true));
         }
         let span = tracing::debug_span!(
             "svcauth.verify",

@@ -8,6 +8,7 @@ mod remote;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -106,6 +107,9 @@ struct Inner {
     /// Where the keys come from, for logs and stats.
     origin: String,
     state: ArcSwap<Snapshot>,
+    /// `state`'s generation, readable with one atomic load: the
+    /// verification cache checks it on every hit.
+    generation: AtomicU64,
     clock: SharedClock,
     remote: Option<remote::Remote>,
 }
@@ -228,6 +232,7 @@ impl KeySource {
                     etag: None,
                     generation: u64::from(loaded),
                 }),
+                generation: AtomicU64::new(u64::from(loaded)),
                 clock,
                 remote,
             }),
@@ -317,7 +322,7 @@ impl KeySource {
 
     /// A number that changes whenever the key set changes.
     pub fn generation(&self) -> u64 {
-        self.inner.state.load().generation
+        self.inner.generation.load(Ordering::Acquire)
     }
 
     /// Whether a set has ever been loaded.
@@ -369,7 +374,9 @@ impl KeySource {
     fn store(&self, mut snapshot: Snapshot, changed: bool) {
         let previous = self.inner.state.load().generation;
         snapshot.generation = previous + u64::from(changed);
+        let generation = snapshot.generation;
         self.inner.state.store(Arc::new(snapshot));
+        self.inner.generation.store(generation, Ordering::Release);
     }
 }
 
