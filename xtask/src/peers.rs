@@ -2,17 +2,23 @@
 
 use std::process::Command;
 
+/// Whether `program` is on the PATH (some, like wrk, have no `--version`
+/// that exits 0).
 fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Installs `redis-server` from the system packages if it is missing
 /// (as root, as on CI; otherwise it says what to run).
 pub(crate) fn install() -> Result<(), String> {
-    if have("redis-server") {
+    install_debian("redis-server", "redis-server", "the peer tests")
+}
+
+/// Installs Debian's `package` if `program` is missing: as root, as on CI;
+/// otherwise the error says what to run.
+pub(crate) fn install_debian(program: &str, package: &str, for_what: &str) -> Result<(), String> {
+    if have(program) {
         return Ok(());
     }
     let root = Command::new("id")
@@ -20,20 +26,14 @@ pub(crate) fn install() -> Result<(), String> {
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     if !root {
-        return Err(
-            "the peer tests need redis-server: run `sudo apt-get install redis-server`".into(),
-        );
+        return Err(format!(
+            "{for_what} need {program}: run `sudo apt-get install {package}`"
+        ));
     }
-    eprintln!("==> installing redis-server (Debian package) for the peer tests");
+    eprintln!("==> installing {package} (Debian package) for {for_what}");
     for args in [
         &["update", "-qq"][..],
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "redis-server",
-        ][..],
+        &["install", "-y", "-qq", "--no-install-recommends", package][..],
     ] {
         let status = Command::new("apt-get")
             .args(args)
@@ -44,10 +44,12 @@ pub(crate) fn install() -> Result<(), String> {
             return Err(format!("apt-get {args:?} failed ({status})"));
         }
     }
-    if have("redis-server") {
+    if have(program) {
         Ok(())
     } else {
-        Err("redis-server still missing after installing it".into())
+        Err(format!(
+            "{program} still missing after installing {package}"
+        ))
     }
 }
 
