@@ -37,6 +37,8 @@ use crate::public_key::{Jwk, PublicKeyMaterial};
 pub struct SigningKey {
     alg: Algorithm,
     kid: String,
+    /// The JWS header's base64url, the same for every token: encoded once.
+    header_b64: String,
     public: PublicKeyMaterial,
     inner: Inner,
 }
@@ -110,9 +112,12 @@ impl SigningKey {
             other => other,
         };
         public.check()?;
+        let kid = public.thumbprint();
+        let header = format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{kid}"}}"#);
         Ok(SigningKey {
             alg,
-            kid: public.thumbprint(),
+            header_b64: svcauth_core::b64::encode(header),
+            kid,
             public,
             inner,
         })
@@ -176,12 +181,8 @@ impl SigningKey {
     /// ```
     pub fn sign_jws(&self, claims: &[u8]) -> Result<String, KeyError> {
         use svcauth_core::b64;
-        let header = format!(
-            r#"{{"alg":"{}","typ":"JWT","kid":"{}"}}"#,
-            self.alg, self.kid
-        );
-        let mut token = String::with_capacity(header.len() * 2 + claims.len() * 4 / 3 + 400);
-        token.push_str(&b64::encode(header));
+        let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 4 / 3 + 400);
+        token.push_str(&self.header_b64);
         token.push('.');
         token.push_str(&b64::encode(claims));
         let signature = self.sign(token.as_bytes())?;
