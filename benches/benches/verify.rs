@@ -19,7 +19,7 @@ use serde_json::json;
 use svcauth_core::Algorithm;
 use svcauth_jwks::{KeySet, KeySource, SigningKey};
 use svcauth_verify::{Verifier, VerifyLayer};
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 
 const AUD: &str = "https://b.internal";
 const ISS: &str = "https://a.internal";
@@ -110,6 +110,9 @@ fn layer(c: &mut Criterion) {
             .clone()
             .layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r));
         let cached = bare.clone().layer(VerifyLayer::new(verifier(&key, 1000)));
+        // The same layer wrapped around the whole Router instead of each
+        // route (no per-route clone of the layer's service).
+        let around = VerifyLayer::new(verifier(&key, 1000)).layer(bare.clone());
         // Cache capacity 0: every request is a first sight of its token.
         let uncached = bare.clone().layer(VerifyLayer::new(verifier(&key, 0)));
         let bare07: axum07::Router =
@@ -154,6 +157,10 @@ fn layer(c: &mut Criterion) {
         group.bench_function("verify_layer_cache_hit", |b| {
             b.to_async(&rt)
                 .iter(|| async { cached.clone().oneshot(request()).await.unwrap() })
+        });
+        group.bench_function("verify_layer_around_router", |b| {
+            b.to_async(&rt)
+                .iter(|| async { around.clone().oneshot(request()).await.unwrap() })
         });
         group.bench_function("verify_layer_first_sight", |b| {
             b.to_async(&rt)

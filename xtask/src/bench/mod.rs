@@ -169,6 +169,10 @@ fn key_ratios(groups: &Groups) -> Vec<(String, Option<f64>)> {
             format!("1. layer/{alg}: cache hit ÷ bare router"),
             ratio(get(&g, "verify_layer_cache_hit"), get(&g, "bare_router")),
         ));
+        out.push((
+            format!("1. layer/{alg}: around the Router ÷ bare router"),
+            ratio(get(&g, "verify_layer_around_router"), get(&g, "bare_router")),
+        ));
     }
     out.push((
         "3. sign layer on a hit, ns over the bare client".into(),
