@@ -37,11 +37,13 @@ use serde_json::json;
 use svcauth_core::Algorithm;
 use svcauth_jwks::{KeyRing, KeySet, KeySource, SigningKey};
 use svcauth_sign::Signer;
-use svcauth_verify::{Caller, Verifier, VerifyLayer};
+use svcauth_verify::{Caller, MemoryReplayStore, Verifier, VerifyLayer};
 use tokio::net::TcpListener;
 
 const ISS: &str = "https://service-a.internal";
 const AUD: &str = "https://service-b.internal";
+/// Token ids the replay store can hold: more than one run spends.
+const REPLAY_CAPACITY: usize = 2_000_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -110,9 +112,15 @@ async fn serve_b(mode: Mode, key: &SigningKey) -> SocketAddr {
         }
         Mode::Svcauth | Mode::SvcauthFresh => {
             let keys = KeySource::fixed(KeySet::from_jwks(jwks.as_bytes(), 65536).unwrap());
+            // The default in-memory replay store holds 100,000 live token
+            // ids: at this pair's ~20,000 bound requests a second it is full
+            // within seconds and B answers 503 (docs/OPERATIONS.md, "Tuning
+            // the caches"). A run needs room for every id it spends.
+            let replay = MemoryReplayStore::new(REPLAY_CAPACITY, svcauth_core::system_clock());
             let verifier = Verifier::builder(AUD)
                 .trust(ISS, keys)
                 .public_base_url(format!("http://{addr}").parse().unwrap())
+                .replay_store(Arc::new(replay))
                 .build()
                 .unwrap();
             let app = Router::new()
