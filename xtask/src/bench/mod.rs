@@ -171,7 +171,10 @@ fn key_ratios(groups: &Groups) -> Vec<(String, Option<f64>)> {
         ));
         out.push((
             format!("1. layer/{alg}: around the Router ÷ bare router"),
-            ratio(get(&g, "verify_layer_around_router"), get(&g, "bare_router")),
+            ratio(
+                get(&g, "verify_layer_around_router"),
+                get(&g, "bare_router"),
+            ),
         ));
     }
     out.push((
