@@ -61,7 +61,7 @@ fn split_bearer(value: &[u8]) -> Result<Option<&[u8]>, InvalidAuthorization> {
         .iter()
         .rposition(|b| *b != b' ')
         .map_or(start, |i| i + 1);
-    let token = &token[start..end.max(start)];
+    let token = &token[start..end];
     if token.is_empty() {
         return Err(InvalidAuthorization);
     }
