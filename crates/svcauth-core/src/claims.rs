@@ -60,24 +60,31 @@ pub struct Claims {
     /// Request binding: base64url (no padding) SHA-256 of the exact body bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_sha256: Option<String>,
+    /// Request binding: base64url (no padding) SHA-256 of the exact query
+    /// string (see [`crate::binding`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_sha256: Option<String>,
     /// Every other claim, as found.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 impl Claims {
-    /// The request-binding claims, when the token carries all three.
+    /// The request-binding claims, when the token carries `htm`, `htu` and
+    /// `body_sha256` (and `query_sha256`, which may be missing from tokens
+    /// of other stacks).
     ///
     /// Returns `Err(())` when the token carries some but not all of them:
     /// a half-bound token is malformed, not unbound.
     #[allow(clippy::result_unit_err)]
     pub fn binding(&self) -> Result<Option<crate::RequestBinding>, ()> {
         match (&self.htm, &self.htu, &self.body_sha256) {
-            (None, None, None) => Ok(None),
+            (None, None, None) if self.query_sha256.is_none() => Ok(None),
             (Some(htm), Some(htu), Some(body)) => Ok(Some(crate::RequestBinding {
                 htm: htm.clone(),
                 htu: htu.clone(),
                 body_sha256: body.clone(),
+                query_sha256: self.query_sha256.clone(),
             })),
             _ => Err(()),
         }

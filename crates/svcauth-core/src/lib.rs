@@ -43,10 +43,11 @@ mod binding;
 pub mod bounded;
 mod claims;
 mod clock;
+pub mod jws;
 pub mod per_thread;
 
 pub use alg::{Algorithm, AlgorithmSet, KeyFamily, UnsupportedAlgorithm};
 pub use bearer::{InvalidAuthorization, bearer_token, bearer_token_bytes};
-pub use binding::{BindingError, RequestBinding, body_sha256, htu};
+pub use binding::{BindingError, RequestBinding, body_sha256, htu, query_sha256};
 pub use claims::{Actor, Audience, Claims};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, system_clock};

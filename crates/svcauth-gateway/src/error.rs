@@ -20,7 +20,7 @@ pub enum SwapError {
     /// expired, revoked): 401.
     #[error("the reference token is not active")]
     Inactive,
-    /// Not a token this gateway will look at (too long): 401.
+    /// Not a token this gateway will look at (too long or too short): 401.
     #[error("the reference token is malformed")]
     Malformed,
     /// The authorization server could not be asked, or refused the gateway
@@ -34,6 +34,10 @@ pub enum SwapError {
     /// as the server's failure: 503.
     #[error("authorization server error: {0}")]
     Server(String),
+    /// This client asked about too many unknown tokens: 429 with
+    /// `Retry-After: 1`.
+    #[error("too many unknown reference tokens from this client")]
+    ClientRateLimited,
     /// Too many cache misses right now: 503 with `Retry-After: 1`.
     #[error("too many unknown reference tokens; try again shortly")]
     RateLimited,

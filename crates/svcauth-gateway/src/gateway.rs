@@ -37,34 +37,83 @@ pub const DEFAULT_MISS_BURST: u32 = 100;
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 /// The longest reference token looked at: 4 KiB.
 pub const MAX_TOKEN_BYTES: usize = 4096;
+/// The shortest: no authorization server issues reference tokens shorter
+/// than 8 characters, so shorter ones are junk, refused without asking.
+pub const MIN_TOKEN_BYTES: usize = 8;
+/// Cache misses allowed per second to one client (by address), sustained: 5.
+pub const DEFAULT_CLIENT_MISS_RATE: u32 = 5;
+/// Cache misses allowed at once to one client above that rate: 20.
+pub const DEFAULT_CLIENT_MISS_BURST: u32 = 20;
 
 /// Headers a client could use to claim an identity that internal services
 /// might believe. They are removed from every request before it is
 /// forwarded; [`GatewayBuilder::strip_header`] adds more.
+///
+/// Names are compared case-insensitively with `_` read as `-`, because CGI,
+/// WSGI, PHP and Rack turn `X_Forwarded_User` into the same variable as
+/// `X-Forwarded-User`. A name ending in `*` is a prefix: every header that
+/// starts with it goes.
 pub const IDENTITY_HEADERS: &[&str] = &[
+    // oauth2-proxy, and proxies that copy its names.
     "x-forwarded-user",
     "x-forwarded-email",
     "x-forwarded-preferred-username",
     "x-forwarded-groups",
     "x-forwarded-access-token",
-    "x-auth-request-user",
-    "x-auth-request-email",
-    "x-auth-request-access-token",
+    "x-auth-request-*",
+    // Web servers, API gateways, Apache and friends.
     "x-authenticated-user",
     "x-authenticated-userid",
+    "x-authenticated-groups",
+    "x-authenticated-scope",
     "x-remote-user",
+    "x-remote-group",
     "remote-user",
     "x-user",
     "x-user-id",
+    "x-user-email",
     "x-userinfo",
     "x-client-id",
-    "x-consumer-id",
-    "x-consumer-username",
+    "x-consumer-*",
+    "x-credential-identifier",
     "x-jwt-assertion",
+    "x-jwt-payload",
     "x-id-token",
+    "x-access-token",
     "x-introspection",
+    "x-webauth-user",
+    "x-ssl-client-*",
+    // AWS ALB, Google IAP, Cloudflare Access, Azure App Service / Easy Auth.
+    "x-amzn-oidc-*",
+    "x-goog-authenticated-user-*",
+    "x-goog-iap-jwt-assertion",
+    "cf-access-*",
+    "cf-access-jwt-assertion",
+    "x-ms-client-principal*",
+    "x-ms-token-*",
+    // Credentials for a proxy are never the upstream's business.
     "proxy-authorization",
 ];
+
+/// Whether the header `name` is named by `pattern` (from
+/// [`IDENTITY_HEADERS`] or [`GatewayBuilder::strip_header`]): ASCII case
+/// ignored, `_` read as `-`, a trailing `*` matching any rest.
+pub(crate) fn header_matches(pattern: &str, name: &str) -> bool {
+    let normal = |b: u8| match b {
+        b'_' => b'-',
+        b => b.to_ascii_lowercase(),
+    };
+    let (pattern, prefix) = match pattern.strip_suffix('*') {
+        Some(p) => (p, true),
+        None => (pattern, false),
+    };
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    if prefix {
+        n.len() >= p.len() && p.iter().zip(n).all(|(a, b)| normal(*a) == normal(*b))
+    } else {
+        n.len() == p.len() && p.iter().zip(n).all(|(a, b)| normal(*a) == normal(*b))
+    }
+}
 
 /// What a swap does with an active reference token.
 #[derive(Clone)]
@@ -80,6 +129,7 @@ enum Mode {
     Introspection {
         sts: StsClient,
         jwt: Option<(String, KeySource)>,
+        audience: Option<String>,
     },
 }
 
@@ -123,7 +173,9 @@ struct Inner {
     failure_ttl: Duration,
     limiter: MissLimiter,
     pass_through_jwts: bool,
-    strip: Arc<[http::HeaderName]>,
+    strip: Arc<[String]>,
+    client_limiter: Option<ClientLimiter>,
+    client_header: Option<http::HeaderName>,
     clock: SharedClock,
     counters: Counters,
 }
@@ -142,7 +194,11 @@ impl Gateway {
     /// introspection at `sts` (set its
     /// [`introspection_endpoint`](StsClient::introspection_endpoint)).
     pub fn introspection(sts: StsClient) -> GatewayBuilder {
-        GatewayBuilder::new(Mode::Introspection { sts, jwt: None })
+        GatewayBuilder::new(Mode::Introspection {
+            sts,
+            jwt: None,
+            audience: None,
+        })
     }
 
     /// The counters since start.
@@ -159,8 +215,15 @@ impl Gateway {
         &self.inner.counters
     }
 
-    pub(crate) fn stripped_headers(&self) -> &[http::HeaderName] {
-        &self.inner.strip
+    /// Whether a request header is one a client could forge an identity
+    /// with ([`IDENTITY_HEADERS`], [`GatewayBuilder::strip_header`]).
+    pub(crate) fn strips(&self, name: &str) -> bool {
+        self.inner.strip.iter().any(|p| header_matches(p, name))
+    }
+
+    /// The header a trusted proxy in front puts the client's address in.
+    pub(crate) fn client_header(&self) -> Option<&http::HeaderName> {
+        self.inner.client_header.as_ref()
     }
 
     fn now_ms(&self) -> u64 {
@@ -170,7 +233,20 @@ impl Gateway {
     /// Swaps one reference token: from the cache, or by asking the
     /// authorization server once however many requests carry the token.
     pub async fn swap(&self, reference: &str) -> Result<Swapped, SwapError> {
-        if reference.len() > MAX_TOKEN_BYTES {
+        self.swap_for(reference, None).await
+    }
+
+    /// [`swap`](Gateway::swap) for a request from `client` (its address, as
+    /// the layer finds it): a cache miss first takes from that client's own
+    /// budget ([`GatewayBuilder::client_miss_rate_limit`]), so that one
+    /// client sending junk cannot spend everyone's share of questions to
+    /// the authorization server.
+    pub async fn swap_for(
+        &self,
+        reference: &str,
+        client: Option<&str>,
+    ) -> Result<Swapped, SwapError> {
+        if reference.len() > MAX_TOKEN_BYTES || reference.len() < MIN_TOKEN_BYTES {
             return Err(SwapError::Malformed);
         }
         let digest = Digest::of(reference);
@@ -179,6 +255,15 @@ impl Gateway {
         let slot = inner.cache.slot(digest, self.now_ms());
         if let Some(outcome) = slot.get() {
             return self.answer(outcome, true);
+        }
+        if let (Some(limiter), Some(client)) = (&inner.client_limiter, client)
+            && !limiter.try_acquire(client, self.now_ms())
+        {
+            inner
+                .counters
+                .client_rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(SwapError::ClientRateLimited);
         }
         let mut resolved_here = false;
         let outcome = slot
@@ -289,12 +374,19 @@ impl Gateway {
                     expires_ms - margin,
                 ))
             }
-            Mode::Introspection { sts, jwt } => {
+            Mode::Introspection { sts, jwt, audience } => {
                 let response = sts
                     .introspect(reference, jwt.is_some())
                     .await
                     .map_err(from_sign_error)?;
-                let claims = introspection::read(response, jwt.as_ref(), sts, now / 1000).await?;
+                let claims = introspection::read(
+                    response,
+                    jwt.as_ref(),
+                    sts,
+                    audience.as_deref(),
+                    now / 1000,
+                )
+                .await?;
                 let until = claims
                     .expires_at()
                     .map_or(u64::MAX, |exp| exp.saturating_mul(1000));
@@ -342,6 +434,8 @@ pub struct GatewayBuilder {
     miss_burst: u32,
     pass_through_jwts: bool,
     strip: Vec<String>,
+    client_miss: Option<(u32, u32)>,
+    client_header: Option<String>,
     clock: SharedClock,
 }
 
@@ -357,6 +451,8 @@ impl GatewayBuilder {
             miss_burst: DEFAULT_MISS_BURST,
             pass_through_jwts: false,
             strip: IDENTITY_HEADERS.iter().map(|h| (*h).to_owned()).collect(),
+            client_miss: Some((DEFAULT_CLIENT_MISS_RATE, DEFAULT_CLIENT_MISS_BURST)),
+            client_header: None,
             clock: system_clock(),
         }
     }
@@ -409,9 +505,47 @@ impl GatewayBuilder {
     }
 
     /// Also removes `name` from requests before forwarding (on top of
-    /// [`IDENTITY_HEADERS`]).
+    /// [`IDENTITY_HEADERS`]; `_` matches `-`, a trailing `*` any rest).
     pub fn strip_header(mut self, name: &str) -> Self {
         self.strip.push(name.to_ascii_lowercase());
+        self
+    }
+
+    /// Cache misses allowed per second to one client, and at once above
+    /// that (defaults [`DEFAULT_CLIENT_MISS_RATE`],
+    /// [`DEFAULT_CLIENT_MISS_BURST`]). A client over its budget gets 429
+    /// with `Retry-After` and takes nothing from the overall
+    /// [`miss_rate_limit`](Self::miss_rate_limit). The client is the peer
+    /// address (`axum`'s `ConnectInfo`, or a [`crate::ClientAddr`] extension),
+    /// or the header named by [`client_address_header`](Self::client_address_header).
+    pub fn client_miss_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.client_miss = Some((per_second, burst));
+        self
+    }
+
+    /// No per-client budget: only the overall miss rate limit applies.
+    pub fn no_client_miss_rate_limit(mut self) -> Self {
+        self.client_miss = None;
+        self
+    }
+
+    /// Behind a trusted reverse proxy: the client is the last address in
+    /// this header (`x-forwarded-for`, `x-real-ip`), which the proxy sets.
+    /// Only when every request comes through that proxy: otherwise a client
+    /// picks its own address.
+    pub fn client_address_header(mut self, name: &str) -> Self {
+        self.client_header = Some(name.to_ascii_lowercase());
+        self
+    }
+
+    /// Introspection mode: accept only tokens whose answer names `audience`
+    /// in `aud` (RFC 7662 §2.2), so that a token the same authorization
+    /// server issued for another API is refused here. Without it, any
+    /// active access token of the server passes.
+    pub fn introspection_audience(mut self, audience: &str) -> Self {
+        if let Mode::Introspection { audience: aud, .. } = &mut self.mode {
+            *aud = Some(audience.to_owned());
+        }
         self
     }
 
@@ -447,14 +581,25 @@ impl GatewayBuilder {
         if self.miss_rate == 0 || self.miss_burst == 0 {
             return Err(ConfigError::Invalid("the miss rate limit must be positive"));
         }
-        let strip = self
-            .strip
-            .iter()
+        for name in &self.strip {
+            http::HeaderName::try_from(name.trim_end_matches('*'))
+                .map_err(|_| ConfigError::HeaderName(name.clone()))?;
+        }
+        let client_header = self
+            .client_header
+            .as_deref()
             .map(|name| {
-                http::HeaderName::try_from(name.as_str())
-                    .map_err(|_| ConfigError::HeaderName(name.clone()))
+                http::HeaderName::try_from(name).map_err(|_| ConfigError::HeaderName(name.into()))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .transpose()?;
+        if self
+            .client_miss
+            .is_some_and(|(rate, burst)| rate == 0 || burst == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "the per-client miss rate limit must be positive",
+            ));
+        }
         let now_ms = self.clock.now().as_millis() as u64;
         Ok(Gateway {
             inner: Arc::new(Inner {
@@ -465,7 +610,11 @@ impl GatewayBuilder {
                 failure_ttl: self.failure_ttl,
                 limiter: MissLimiter::new(self.miss_rate, self.miss_burst, now_ms),
                 pass_through_jwts: self.pass_through_jwts,
-                strip: strip.into(),
+                strip: self.strip.into(),
+                client_limiter: self
+                    .client_miss
+                    .map(|(rate, burst)| ClientLimiter::new(rate, burst)),
+                client_header,
                 clock: self.clock,
                 counters: Counters::default(),
             }),
@@ -523,9 +672,91 @@ impl MissLimiter {
     }
 }
 
+/// One [`MissLimiter`] per client, for misses only (like the overall one,
+/// never on the cache-hit path). At most [`MAX_CLIENTS`] are remembered;
+/// when full, the map starts over, which can only give clients a fresh
+/// burst: the overall limiter still bounds what reaches the server.
+struct ClientLimiter {
+    buckets: std::sync::Mutex<std::collections::HashMap<Box<str>, MissLimiter>>,
+    rate: u32,
+    burst: u32,
+}
+
+/// Clients remembered by the per-client limiter.
+const MAX_CLIENTS: usize = 65_536;
+
+impl ClientLimiter {
+    fn new(rate: u32, burst: u32) -> Self {
+        ClientLimiter {
+            buckets: std::sync::Mutex::new(std::collections::HashMap::new()),
+            rate,
+            burst,
+        }
+    }
+
+    fn try_acquire(&self, client: &str, now_ms: u64) -> bool {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !buckets.contains_key(client) && buckets.len() >= MAX_CLIENTS {
+            buckets.clear();
+        }
+        buckets
+            .entry(client.into())
+            .or_insert_with(|| MissLimiter::new(self.rate, self.burst, now_ms))
+            .try_acquire(now_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_headers_match_any_spelling() {
+        let g = |name: &str| IDENTITY_HEADERS.iter().any(|p| header_matches(p, name));
+        for forged in [
+            "x-forwarded-user",
+            "X_Forwarded_User",
+            "X-FORWARDED_groups",
+            "x-auth-request-preferred-username",
+            "x-amzn-oidc-identity",
+            "x-amzn-oidc-data",
+            "x-goog-authenticated-user-email",
+            "cf-access-authenticated-user-email",
+            "x-ms-client-principal-name",
+            "x_ms_client_principal",
+            "proxy-authorization",
+        ] {
+            assert!(g(forged), "{forged}");
+        }
+        for fine in [
+            "accept",
+            "x-forwarded-proto",
+            "x-request-id",
+            "x-user-agent",
+            "x-users",
+        ] {
+            assert!(!g(fine), "{fine}");
+        }
+    }
+
+    #[test]
+    fn each_client_has_its_own_miss_budget() {
+        let limiter = ClientLimiter::new(1, 2);
+        assert!(limiter.try_acquire("192.0.2.1", 1_000));
+        assert!(limiter.try_acquire("192.0.2.1", 1_000));
+        assert!(
+            !limiter.try_acquire("192.0.2.1", 1_000),
+            "its burst is spent"
+        );
+        assert!(
+            limiter.try_acquire("192.0.2.2", 1_000),
+            "another client is not"
+        );
+        assert!(limiter.try_acquire("192.0.2.1", 2_000), "refilled at 1/s");
+    }
 
     #[test]
     fn the_miss_limiter_allows_the_burst_then_the_rate() {

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use svcauth_core::{Algorithm, b64};
+use svcauth_core::{Algorithm, jws};
 use svcauth_jwks::{KeyLookup, KeySource};
-use svcauth_sign::{IntrospectionResponse, StsClient};
+use svcauth_sign::{IntrospectionResponse, MAX_RESPONSE_BYTES, StsClient};
 
 use crate::error::SwapError;
 
@@ -64,6 +64,7 @@ pub(crate) async fn read(
     response: IntrospectionResponse,
     jwt: Option<&(String, KeySource)>,
     sts: &StsClient,
+    audience: Option<&str>,
     now: u64,
 ) -> Result<Introspected, SwapError> {
     let answer = match (response, jwt) {
@@ -87,10 +88,43 @@ pub(crate) async fn read(
         return Err(SwapError::Inactive);
     }
     let claims = Introspected(Arc::new(answer));
-    if claims.expires_at().is_some_and(|exp| exp <= now) {
+    if !usable_here(&claims, audience, now) {
         return Err(SwapError::Inactive);
     }
     Ok(claims)
+}
+
+/// How far ahead of the gateway's clock an `nbf` may be.
+const NBF_LEEWAY_SECS: u64 = 60;
+
+/// Whether an active token may be used here and now: not expired, not
+/// before its `nbf`, an access token (a refresh or ID token is active too,
+/// but is not a credential for an API), and, when an audience is
+/// configured, issued for it: otherwise a token for another API of the same
+/// authorization server would pass.
+fn usable_here(claims: &Introspected, audience: Option<&str>, now: u64) -> bool {
+    let map = claims.claims();
+    if claims.expires_at().is_some_and(|exp| exp <= now) {
+        return false;
+    }
+    match map.get("nbf") {
+        None => {}
+        Some(nbf) if nbf.as_u64().is_some_and(|nbf| nbf <= now + NBF_LEEWAY_SECS) => {}
+        Some(_) => return false,
+    }
+    match claims.get_str("token_type") {
+        None => {}
+        Some(t) if t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("access_token") => {}
+        Some(_) => return false,
+    }
+    let Some(audience) = audience else {
+        return true;
+    };
+    match map.get("aud") {
+        Some(Value::String(aud)) => aud == audience,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    }
 }
 
 /// Checks an RFC 9701 answer: `typ` token-introspection+jwt, an allowed
@@ -104,37 +138,27 @@ async fn verify_jwt(
     now: u64,
 ) -> Result<Map<String, Value>, SwapError> {
     let bad = |why: &str| SwapError::Server(format!("introspection JWT rejected: {why}"));
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad("not a JWS"));
-    };
-    let decode_json = |segment: &str| -> Result<Map<String, Value>, SwapError> {
-        let bytes = b64::decode(segment).map_err(|_| bad("not base64url"))?;
-        serde_json::from_slice(&bytes).map_err(|_| bad("not a JSON object"))
-    };
-    let header_json = decode_json(header)?;
-    let typ = header_json.get("typ").and_then(Value::as_str).unwrap_or("");
+    // The same strict reading as every service token: canonical base64url,
+    // no duplicate members, no crit / b64 / nested JWTs.
+    let compact = jws::parse(token, MAX_RESPONSE_BYTES).map_err(|e| bad(&e.to_string()))?;
+    let typ = compact.header.typ.as_deref().unwrap_or("");
     let typ = typ.strip_prefix("application/").unwrap_or(typ);
     if !typ.eq_ignore_ascii_case("token-introspection+jwt") {
         return Err(bad("typ is not token-introspection+jwt"));
     }
-    let alg: Algorithm = header_json
-        .get("alg")
-        .and_then(Value::as_str)
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| bad("alg not allowed"))?;
-    let kid = header_json.get("kid").and_then(Value::as_str);
-    let key = match keys.resolve(kid).await {
+    let alg: Algorithm = compact
+        .header
+        .alg
+        .parse()
+        .map_err(|_| bad("alg not allowed"))?;
+    let key = match keys.resolve(compact.header.kid.as_deref()).await {
         KeyLookup::Found(key) => key,
         _ => return Err(bad("no key of the issuer for this kid")),
     };
-    let signature = b64::decode(signature).map_err(|_| bad("signature not base64url"))?;
-    let signing_input = &token[..header.len() + 1 + payload.len()];
-    key.verify(alg, signing_input.as_bytes(), &signature)
+    key.verify(alg, compact.signing_input.as_bytes(), &compact.signature)
         .map_err(|_| bad("signature"))?;
-    let claims = decode_json(payload)?;
+    let claims: Map<String, Value> =
+        serde_json::from_slice(&compact.payload).map_err(|_| bad("not a JSON object"))?;
     if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
         return Err(bad("iss"));
     }
@@ -156,5 +180,52 @@ async fn verify_jwt(
     match claims.get("token_introspection") {
         Some(Value::Object(answer)) => Ok(answer.clone()),
         _ => Err(bad("no token_introspection claim")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn answer(value: Value) -> Introspected {
+        Introspected(Arc::new(value.as_object().cloned().unwrap_or_default()))
+    }
+
+    #[test]
+    fn an_active_answer_must_also_be_usable_here() {
+        let now = 1_000_000;
+        let ok = json!({"active": true, "exp": now + 60, "aud": ["https://api", "https://b"], "token_type": "Bearer"});
+        assert!(usable_here(&answer(ok.clone()), Some("https://b"), now));
+        assert!(usable_here(&answer(ok), None, now));
+        for (why, bad) in [
+            ("expired", json!({"active": true, "exp": now})),
+            ("not yet valid", json!({"active": true, "nbf": now + 3600})),
+            ("nbf not a number", json!({"active": true, "nbf": "soon"})),
+            (
+                "a refresh token",
+                json!({"active": true, "token_type": "refresh_token"}),
+            ),
+            (
+                "a DPoP token as bearer",
+                json!({"active": true, "token_type": "DPoP"}),
+            ),
+        ] {
+            assert!(!usable_here(&answer(bad), None, now), "{why}");
+        }
+        for (why, bad) in [
+            (
+                "another API",
+                json!({"active": true, "aud": "https://other"}),
+            ),
+            ("no audience", json!({"active": true})),
+            (
+                "audience of the wrong type",
+                json!({"active": true, "aud": 7}),
+            ),
+        ] {
+            assert!(!usable_here(&answer(bad), Some("https://b"), now), "{why}");
+        }
     }
 }

@@ -111,10 +111,16 @@ mod service;
 pub use error::{ConfigError, SwapError};
 pub use future::ResponseFuture;
 pub use gateway::{
-    DEFAULT_FAILURE_TTL, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_TTL, DEFAULT_MISS_BURST,
-    DEFAULT_MISS_RATE, DEFAULT_NEGATIVE_TTL, EXPIRY_MARGIN, Gateway, GatewayBuilder,
-    IDENTITY_HEADERS, MAX_TOKEN_BYTES, Swapped,
+    DEFAULT_CLIENT_MISS_BURST, DEFAULT_CLIENT_MISS_RATE, DEFAULT_FAILURE_TTL, DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_TTL, DEFAULT_MISS_BURST, DEFAULT_MISS_RATE, DEFAULT_NEGATIVE_TTL, EXPIRY_MARGIN,
+    Gateway, GatewayBuilder, IDENTITY_HEADERS, MAX_TOKEN_BYTES, MIN_TOKEN_BYTES, Swapped,
 };
+
+/// A request extension naming the client's address, for the per-client
+/// miss budget ([`GatewayBuilder::client_miss_rate_limit`]), when neither
+/// axum's `ConnectInfo` nor a trusted proxy header says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
 pub use introspection::Introspected;
 pub use layer::PhantomTokenLayer;
 pub use metrics::GatewayMetrics;

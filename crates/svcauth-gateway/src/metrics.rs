@@ -9,6 +9,7 @@ pub(crate) struct Counters {
     pub(crate) negative_hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    pub(crate) client_rate_limited: AtomicU64,
     pub(crate) server_errors: AtomicU64,
     pub(crate) jwts_refused: AtomicU64,
     pub(crate) jwts_passed: AtomicU64,
@@ -30,6 +31,7 @@ impl Counters {
             negative_hits: load(&self.negative_hits),
             misses: load(&self.misses),
             rate_limited: load(&self.rate_limited),
+            client_rate_limited: load(&self.client_rate_limited),
             server_errors: load(&self.server_errors),
             jwts_refused: load(&self.jwts_refused),
             jwts_passed: load(&self.jwts_passed),
@@ -54,6 +56,8 @@ pub struct GatewayMetrics {
     pub misses: u64,
     /// Misses refused by the rate limit (nothing asked).
     pub rate_limited: u64,
+    /// Misses refused by a client's own budget (nothing asked, 429).
+    pub client_rate_limited: u64,
     /// Questions that failed on the server's side (503s).
     pub server_errors: u64,
     /// JWTs presented at the edge and refused.

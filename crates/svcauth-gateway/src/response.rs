@@ -6,7 +6,9 @@
 //! * 400 `error="invalid_request"` for several `Authorization` headers or an
 //!   empty token;
 //! * 503 with `Retry-After` when the authorization server cannot be asked
-//!   (never 401: the token may well be good) or the miss rate limit is hit.
+//!   (never 401: the token may well be good) or the miss rate limit is hit;
+//! * 429 with `Retry-After` when one client has spent its own budget of
+//!   unknown tokens.
 //!
 //! The [`Rejection`] rides in the response's extensions for outer layers
 //! to log or count. Descriptions never repeat the token.
@@ -35,6 +37,8 @@ pub enum Rejection {
     },
     /// Too many unknown tokens right now.
     RateLimited,
+    /// Too many unknown tokens from this client: 429.
+    ClientRateLimited,
 }
 
 impl Rejection {
@@ -46,6 +50,7 @@ impl Rejection {
             },
             SwapError::Server(_) => Rejection::Unavailable { retry_after: 1 },
             SwapError::RateLimited => Rejection::RateLimited,
+            SwapError::ClientRateLimited => Rejection::ClientRateLimited,
         }
     }
 
@@ -56,6 +61,7 @@ impl Rejection {
                 StatusCode::UNAUTHORIZED
             }
             Rejection::InvalidRequest => StatusCode::BAD_REQUEST,
+            Rejection::ClientRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Rejection::Unavailable { .. } | Rejection::RateLimited => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -81,6 +87,10 @@ impl Rejection {
             Rejection::RateLimited => (
                 "temporarily_unavailable",
                 "too many unknown tokens; try again shortly",
+            ),
+            Rejection::ClientRateLimited => (
+                "slow_down",
+                "too many unknown tokens from this client; try again shortly",
             ),
         }
     }
@@ -112,7 +122,7 @@ impl Rejection {
         }
         let retry_after = match self {
             Rejection::Unavailable { retry_after } => Some(retry_after),
-            Rejection::RateLimited => Some(1),
+            Rejection::RateLimited | Rejection::ClientRateLimited => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {

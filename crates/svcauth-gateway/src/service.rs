@@ -46,6 +46,57 @@ impl<S> PhantomToken<S> {
     }
 }
 
+/// A request header a client could forge an identity with, under any
+/// spelling, and any header the client's `Connection` header names (RFC
+/// 9110 §7.6.1: those are for this hop only, and naming an identity header
+/// there is a way to have it dropped, or kept, by the wrong hop).
+fn strip_forgeable(gateway: &Gateway, headers: &mut http::HeaderMap) {
+    let mut doomed: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| gateway.strips(name.as_str()))
+        .cloned()
+        .collect();
+    for value in headers.get_all(header::CONNECTION) {
+        for name in value.to_str().unwrap_or("").split(',') {
+            if let Ok(name) = http::HeaderName::try_from(name.trim()) {
+                doomed.push(name);
+            }
+        }
+    }
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// Who is asking, for the per-client miss budget: the configured header's
+/// last entry (set by a trusted proxy), else the peer address.
+fn client_address<B>(gateway: &Gateway, request: &Request<B>) -> Option<String> {
+    if let Some(name) = gateway.client_header() {
+        let last = request
+            .headers()
+            .get_all(name)
+            .iter()
+            .next_back()?
+            .to_str()
+            .ok()?
+            .rsplit(',')
+            .next()?
+            .trim();
+        return (!last.is_empty()).then(|| last.to_owned());
+    }
+    if let Some(crate::ClientAddr(ip)) = request.extensions().get() {
+        return Some(ip.to_string());
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(peer)) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(peer.ip().to_string());
+    }
+    None
+}
+
 /// Whether `token` is a JWS: three segments, the first a JSON header with
 /// an `alg`. Reference tokens never look like that.
 fn looks_like_jwt(token: &str) -> bool {
@@ -78,9 +129,8 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        for name in self.gateway.stripped_headers() {
-            request.headers_mut().remove(name);
-        }
+        strip_forgeable(&self.gateway, request.headers_mut());
+        let client = client_address(&self.gateway, &request);
         let token = match svcauth_core::bearer_token(request.headers())
             .map_err(|_| Rejection::InvalidRequest)
         {
@@ -112,7 +162,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::swap(Box::pin(async move {
-            match gateway.swap(&token).await {
+            match gateway.swap_for(&token, client.as_deref()).await {
                 Ok(Swapped::Jwt(value)) => {
                     request.headers_mut().insert(header::AUTHORIZATION, value);
                 }

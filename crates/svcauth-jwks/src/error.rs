@@ -114,6 +114,15 @@ pub enum FetchError {
         /// The issuer the document names.
         found: String,
     },
+    /// Discovery named a `jwks_uri` on another origin than the issuer's,
+    /// and that origin was not allowed with
+    /// [`crate::RemoteBuilder::allow_jwks_uri_origin`]: whoever controls the
+    /// discovery document must not be able to point key fetches anywhere.
+    #[error("OpenID discovery names jwks_uri {jwks_uri:?}, outside the issuer's origin")]
+    JwksUriOrigin {
+        /// The `jwks_uri` the document names.
+        jwks_uri: String,
+    },
     /// A URL is not allowed (plain http to a non-loopback host, or a redirect
     /// to another origin).
     #[error("refusing URL {0}: only https, or http to a loopback host, is allowed")]

@@ -12,6 +12,17 @@ pub enum SignError {
     /// refuse such requests.
     #[error("no audience is configured for {0}")]
     NoAudience(String),
+    /// The request names an audience ([`crate::TargetAudience`]) that its
+    /// destination is not mapped to, nor allowed to receive
+    /// ([`crate::SignerBuilder::allow_audience_at`]). Nothing was sent: a
+    /// token for one service must not reach another.
+    #[error("a token for {audience} may not be sent to {origin}")]
+    AudienceNotAllowed {
+        /// The audience the request asked for.
+        audience: String,
+        /// The origin the request was going to.
+        origin: String,
+    },
     /// A plain-http destination that is not loopback, with a token required.
     #[error("refusing to send a token over plain http to {0}")]
     InsecureDestination(String),

@@ -61,6 +61,7 @@
 //! # }
 //! ```
 
+mod base_url;
 mod cache;
 mod error;
 mod future;
@@ -72,6 +73,7 @@ mod service;
 mod signer;
 mod token;
 
+pub use base_url::{BaseUrl, InvalidBaseUrl, UnsafePath};
 pub use error::{ConfigError, SignError};
 pub use future::{BoxError, ResponseFuture};
 pub use layer::SignLayer;

@@ -86,6 +86,21 @@ pub struct StsClient {
     clock: SharedClock,
 }
 
+/// The STS client's HTTP client: 10 s, no redirects (a token request must
+/// not be replayed to another URL), no proxy but the configured one.
+fn sts_http_client(proxy: Option<reqwest::Proxy>) -> Result<reqwest::Client, ConfigError> {
+    let builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
+    match proxy {
+        Some(proxy) => builder.proxy(proxy),
+        None => builder,
+    }
+    .build()
+    .map_err(|_| ConfigError::Invalid("the HTTP client cannot be built"))
+}
+
 impl StsClient {
     /// A client of `token_endpoint` (https, or http to loopback) as `client_id`.
     pub fn new(
@@ -97,11 +112,7 @@ impl StsClient {
         if client_id.is_empty() {
             return Err(ConfigError::Empty("client_id"));
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a reqwest client with these settings always builds");
+        let http = sts_http_client(None)?;
         Ok(StsClient {
             endpoint,
             introspection: None,
@@ -112,6 +123,15 @@ impl StsClient {
             http,
             clock: system_clock(),
         })
+    }
+
+    /// Sends requests through this HTTP proxy. Without it no proxy is used:
+    /// `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are ignored, because
+    /// client secrets and subject tokens go to the STS.
+    pub fn proxy(mut self, url: &str) -> Result<Self, ConfigError> {
+        let proxy = reqwest::Proxy::all(url).map_err(|_| ConfigError::Url(url.to_owned()))?;
+        self.http = sts_http_client(Some(proxy))?;
+        Ok(self)
     }
 
     /// Which form parameter names the audience (default `resource`).

@@ -104,6 +104,7 @@ impl SelfSigned {
             htm: binding.map(|b| b.htm.as_str()),
             htu: binding.map(|b| b.htu.as_str()),
             body_sha256: binding.map(|b| b.body_sha256.as_str()),
+            query_sha256: binding.and_then(|b| b.query_sha256.as_deref()),
         };
         let key = self.ring.signing_key();
         let token = compact_jws(&key, &claims)?;
@@ -151,6 +152,8 @@ struct MintedClaims<'a> {
     htu: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body_sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query_sha256: Option<&'a str>,
 }
 
 /// Random ids drawn from the system RNG 64 at a time: one RNG call costs

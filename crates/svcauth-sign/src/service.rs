@@ -49,6 +49,7 @@ fn destination(uri: &http::Uri) -> Result<Destination<'_>, SignError> {
         host: host.trim_start_matches('[').trim_end_matches(']'),
         port,
         path: uri.path(),
+        query: uri.query(),
     })
 }
 
@@ -138,6 +139,7 @@ pub(crate) fn reqwest_destination(url: &url::Url) -> Result<Destination<'_>, Sig
         host: host.trim_start_matches('[').trim_end_matches(']'),
         port: url.port_or_known_default().ok_or(SignError::RelativeUrl)?,
         path: url.path(),
+        query: url.query(),
     })
 }
 

@@ -27,6 +27,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A request extension naming the audience of this one request, ahead of
 /// the signer's destination map.
+///
+/// The audience must still belong to the destination: its origin must be
+/// mapped to it ([`SignerBuilder::audience`], or the resolver), or allowed
+/// to receive it ([`SignerBuilder::allow_audience_at`]). Otherwise the
+/// request fails with [`SignError::AudienceNotAllowed`] and nothing is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetAudience(pub String);
 
@@ -44,8 +49,10 @@ pub struct Destination<'a> {
     pub host: &'a str,
     /// The port, explicit or the scheme's default.
     pub port: u16,
-    /// The path (for binding).
+    /// The path (for binding, and for a resolver that routes by path).
     pub path: &'a str,
+    /// The query as sent, without the `?` (for binding).
+    pub query: Option<&'a str>,
 }
 
 impl Destination<'_> {
@@ -93,6 +100,9 @@ struct Route {
     port: u16,
     audience: Arc<str>,
     bind: bool,
+    /// Further audiences this origin may receive when a request names them
+    /// ([`TargetAudience`]); never chosen by default.
+    also: Vec<Arc<str>>,
 }
 
 impl Route {
@@ -138,6 +148,14 @@ impl Routes {
         bucket.push(route);
     }
 
+    fn get_mut(&mut self, scheme: &str, host: &str, port: u16) -> Option<&mut Route> {
+        let key = self.hash(scheme, host, port);
+        self.buckets
+            .get_mut(&key)?
+            .iter_mut()
+            .find(|r| r.port == port && r.scheme == scheme && r.host == host)
+    }
+
     fn get(&self, d: &Destination<'_>) -> Option<&Route> {
         self.buckets
             .get(&self.hash(d.scheme, d.host, d.port))?
@@ -150,6 +168,8 @@ impl Routes {
             .values()
             .flatten()
             .map(|r| format!("{}://{}:{}", r.scheme, r.host, r.port))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect()
     }
 }
@@ -262,6 +282,7 @@ pub struct Signer {
 pub struct SignerBuilder {
     source: Arc<dyn TokenSource>,
     routes: Vec<(String, String, bool)>,
+    allowed: Vec<(String, String)>,
     resolver: Option<Resolver>,
     refuse_without_audience: bool,
     allow_insecure_http: bool,
@@ -281,14 +302,26 @@ impl SignerBuilder {
     }
 
     /// Requests to `origin` get a fresh token per request, bound to the
-    /// method, URL and body (`htm`, `htu`, `body_sha256`).
+    /// method, URL, query and body (`htm`, `htu`, `query_sha256`,
+    /// `body_sha256`).
     pub fn bound_audience(mut self, origin: &str, audience: &str) -> Self {
         self.routes
             .push((origin.to_owned(), audience.to_owned(), true));
         self
     }
 
-    /// A fallback for destinations not in the map.
+    /// Lets requests to `origin` carry a token for `audience` when the
+    /// request names it ([`TargetAudience`]), without making it the
+    /// origin's default: for a forward proxy, or one origin serving
+    /// several audiences. Any other explicit audience is refused there.
+    pub fn allow_audience_at(mut self, origin: &str, audience: &str) -> Self {
+        self.allowed.push((origin.to_owned(), audience.to_owned()));
+        self
+    }
+
+    /// A fallback for destinations not in the map. It sees the whole
+    /// [`Destination`], path included, and is asked on every request to a
+    /// destination the map does not name (its answers are not memoised).
     pub fn resolve_with(
         mut self,
         resolver: impl Fn(&Destination<'_>) -> Option<String> + Send + Sync + 'static,
@@ -362,7 +395,25 @@ impl SignerBuilder {
                 port,
                 audience: audience.into(),
                 bind,
+                also: Vec::new(),
             });
+        }
+        for (origin, audience) in self.allowed {
+            let (scheme, host, port) = parse_origin(&origin)?;
+            let audience: Arc<str> = audience.into();
+            match routes.get_mut(&scheme, &host, port) {
+                Some(route) => route.also.push(audience),
+                // Allowed, but no default: requests that name no audience
+                // go out as they would to an unmapped origin.
+                None => routes.insert(Route {
+                    scheme,
+                    host,
+                    port,
+                    audience: Arc::from(""),
+                    bind: false,
+                    also: vec![audience],
+                }),
+            }
         }
         Ok(Signer {
             inner: Arc::new(Inner {
@@ -405,6 +456,7 @@ impl Signer {
         SignerBuilder {
             source: Arc::new(source),
             routes: Vec::new(),
+            allowed: Vec::new(),
             resolver: None,
             refuse_without_audience: false,
             allow_insecure_http: false,
@@ -451,8 +503,9 @@ impl Signer {
 
     /// [`plan`](Signer::plan) for a request URI, memoised per thread by
     /// (scheme, authority): the answer depends on nothing else unless the
-    /// request carries per-request options, which skip the memo. Errors are
-    /// never memoised.
+    /// request carries per-request options, which skip the memo, or the
+    /// answer came from the resolver, which may look at the path. Errors
+    /// are never memoised.
     pub(crate) fn plan_uri<'u>(
         &self,
         uri: &'u http::Uri,
@@ -476,7 +529,11 @@ impl Signer {
         if let Some(plan) = memo {
             return Ok(plan);
         }
-        let plan = self.plan(&destination(uri)?, Some(extensions))?;
+        let destination = destination(uri)?;
+        let plan = self.plan(&destination, Some(extensions))?;
+        if self.inner.resolver.is_some() && self.inner.routes.get(&destination).is_none() {
+            return Ok(plan);
+        }
         // This thread's own copy of the audience, so its reference count is
         // not shared with other threads.
         let copy = match &plan {
@@ -503,16 +560,39 @@ impl Signer {
         let inner = &*self.inner;
         let explicit = extensions.and_then(|e| e.get::<TargetAudience>());
         let bind_override = extensions.and_then(|e| e.get::<BindRequest>()).map(|b| b.0);
-        let route: Option<(Arc<str>, bool)> = match explicit {
-            Some(TargetAudience(audience)) => Some((audience.as_str().into(), false)),
-            None => match inner.routes.get(destination) {
-                Some(route) => Some((route.audience.clone(), route.bind)),
-                None => inner
+        let mapped = inner.routes.get(destination);
+        let route: Option<(Arc<str>, bool)> = match (explicit, mapped) {
+            (Some(TargetAudience(audience)), Some(route))
+                if *route.audience == **audience
+                    || route.also.iter().any(|a| **a == **audience) =>
+            {
+                let bind = *route.audience == **audience && route.bind;
+                Some((audience.as_str().into(), bind))
+            }
+            (Some(TargetAudience(audience)), None)
+                if inner
                     .resolver
                     .as_ref()
                     .and_then(|r| r(destination))
-                    .map(|a| (a.into(), false)),
-            },
+                    .is_some_and(|a| a == *audience) =>
+            {
+                Some((audience.as_str().into(), false))
+            }
+            (Some(TargetAudience(audience)), _) => {
+                return Err(SignError::AudienceNotAllowed {
+                    audience: audience.clone(),
+                    origin: destination.origin(),
+                });
+            }
+            (None, Some(route)) if !route.audience.is_empty() => {
+                Some((route.audience.clone(), route.bind))
+            }
+            (None, Some(_)) => None,
+            (None, None) => inner
+                .resolver
+                .as_ref()
+                .and_then(|r| r(destination))
+                .map(|a| (a.into(), false)),
         };
         let Some((audience, bind)) = route else {
             if inner.refuse_without_audience {
@@ -545,11 +625,15 @@ impl Signer {
     ) -> Result<HeaderValue, SignError> {
         match bind {
             Some((method, destination, body)) => {
+                let target = match destination.query {
+                    Some(query) => format!("{}?{query}", destination.path),
+                    None => destination.path.to_owned(),
+                };
                 let binding = RequestBinding::for_parts(
                     method,
                     destination.scheme,
                     &destination.authority(),
-                    destination.path,
+                    &target,
                     body,
                 )?;
                 let request = TokenRequest {

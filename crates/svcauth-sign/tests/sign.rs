@@ -182,6 +182,7 @@ async fn tokens_differ_per_audience_and_stay_away_from_unmapped_origins() {
         .audience("https://c.internal:8443", "aud-c")
         .audience("http://127.0.0.1:9", "aud-local")
         .audience("http://plain.internal", "aud-plain")
+        .allow_audience_at("https://b.internal", "aud-override")
         .build()
         .unwrap();
     let stub = service_fn(|req: Request<Full<Bytes>>| async move {
@@ -236,14 +237,53 @@ async fn tokens_differ_per_audience_and_stay_away_from_unmapped_origins() {
         svc.clone().oneshot(own).await.unwrap().as_deref(),
         Some("Bearer mine")
     );
-    // A per-request audience wins over the map.
-    let mut req = Request::get("https://b.internal/x")
-        .body(Full::default())
+    // A per-request audience wins over the map, where the origin may
+    // receive it.
+    let named = |url: &str, aud: &str| {
+        let mut req = Request::get(url).body(Full::default()).unwrap();
+        req.extensions_mut().insert(TargetAudience(aud.into()));
+        req
+    };
+    let token = svc
+        .clone()
+        .oneshot(named("https://b.internal/x", "aud-override"))
+        .await
+        .unwrap()
         .unwrap();
-    req.extensions_mut()
-        .insert(TargetAudience("aud-override".into()));
-    let token = svc.clone().oneshot(req).await.unwrap().unwrap();
     assert_eq!(claims_of(&token[7..])["aud"], "aud-override");
+    let token = svc
+        .clone()
+        .oneshot(named("https://c.internal:8443/x", "aud-c"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claims_of(&token[7..])["aud"], "aud-c");
+    // Anywhere else, a named audience is refused and nothing is sent: a
+    // token for b must not reach c, nor an origin nobody mapped.
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = sent.clone();
+    let refusing = ServiceBuilder::new()
+        .layer(SignLayer::new(signer.clone()))
+        .service(service_fn(move |_: Request<Full<Bytes>>| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async { Ok::<_, std::convert::Infallible>(()) }
+        }));
+    for (url, aud) in [
+        ("https://c.internal:8443/x", "aud-b"),
+        ("https://evil.example/x", "aud-b"),
+        ("https://b.internal:444/x", "aud-b"),
+        ("http://127.0.0.1:9/x", "aud-override"),
+    ] {
+        let err = refusing.clone().oneshot(named(url, aud)).await.unwrap_err();
+        assert!(
+            matches!(
+                err.downcast_ref::<SignError>(),
+                Some(SignError::AudienceNotAllowed { .. })
+            ),
+            "{url} {aud}: {err}"
+        );
+    }
+    assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), 0);
 
     // In refuse mode the same requests are errors.
     let strict = Signer::self_signed(ISS_A, ring)

@@ -376,10 +376,13 @@ impl Verifier {
                 )
             }
         };
-        let path = format!("{prefix}{}", target.uri.path());
+        let path = match target.uri.query() {
+            Some(query) => format!("{prefix}{}?{query}", target.uri.path()),
+            None => format!("{prefix}{}", target.uri.path()),
+        };
         let expected = RequestBinding::for_parts(target.method, scheme, authority, &path, body)
             .map_err(|_| ErrorKind::BindingMismatch)?;
-        if expected == bound {
+        if bound.matches(&expected) {
             Ok(())
         } else {
             Err(ErrorKind::BindingMismatch.into())

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::json;
 use svcauth_core::Algorithm;
 use svcauth_jwks::{JwksService, KeyRing, SigningKey};
-use svcauth_sign::{BindRequest, SelfSigned, Signer, TargetAudience};
+use svcauth_sign::{BaseUrl, BindRequest, SelfSigned, Signer, TargetAudience};
 
 /// The caller of the svcauth example pair.
 #[derive(Parser, Debug)]
@@ -80,7 +80,7 @@ struct AppState {
     ring: KeyRing,
     signer: Signer,
     http: reqwest::Client,
-    calls: Arc<HashMap<String, String>>,
+    calls: Arc<HashMap<String, BaseUrl>>,
     alg: Algorithm,
     lifetime: Duration,
     allow_remote_rotate: bool,
@@ -101,23 +101,32 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .lifetime(lifetime)
         .map_err(|e| format!("--lifetime-secs: {e}"))?;
-    let mut signer = Signer::builder(source);
-    if args.danger_allow_insecure_http {
-        signer = signer.danger_allow_insecure_http();
-    }
-    let signer = signer.build().map_err(|e| e.to_string())?;
+    // Each audience may go to its configured origin only: /call names the
+    // audience, and the signer refuses it anywhere else.
+    let mut signer = Signer::builder(source).refuse_without_audience();
     let mut calls = HashMap::new();
     for pair in &args.call {
         let (aud, url) = pair
             .split_once('=')
             .ok_or_else(|| format!("--call: expected AUD=URL, got {pair:?}"))?;
-        calls.insert(aud.to_owned(), url.trim_end_matches('/').to_owned());
+        let base = BaseUrl::parse(url).map_err(|e| format!("--call {aud}: {e}"))?;
+        signer = signer.allow_audience_at(&base.origin().ascii_serialization(), aud);
+        calls.insert(aud.to_owned(), base);
     }
+    if args.danger_allow_insecure_http {
+        signer = signer.danger_allow_insecure_http();
+    }
+    let signer = signer.build().map_err(|e| e.to_string())?;
 
     let state = AppState {
         ring: ring.clone(),
         signer,
-        http: reqwest::Client::new(),
+        // No proxy from the environment: a proxy would see every token.
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?,
         calls: Arc::new(calls),
         alg: args.alg,
         lifetime,
@@ -185,10 +194,18 @@ async fn call(
         Ok(m) => m,
         Err(_) => return error(StatusCode::BAD_REQUEST, "invalid method".into()),
     };
-    let mut request = state
-        .http
-        .request(method, format!("{base}{}", q.path))
-        .body(body);
+    // The URL is the configured base plus a checked path: never a string
+    // joined from request input.
+    let url = match base.join(&q.path) {
+        Ok(url) => url,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("path {:?} refused: {e}", q.path),
+            );
+        }
+    };
+    let mut request = state.http.request(method, url).body(body);
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         request = request.header(header::CONTENT_TYPE, ct);
     }

@@ -63,6 +63,8 @@ pub struct RemoteBuilder {
     allow_insecure_http: bool,
     background: bool,
     clock: SharedClock,
+    proxy: Option<Url>,
+    jwks_uri_origins: Vec<url::Origin>,
 }
 
 fn parse_url(text: &str) -> Result<Url, ConfigError> {
@@ -96,7 +98,26 @@ impl RemoteBuilder {
             allow_insecure_http: false,
             background: true,
             clock: system_clock(),
+            proxy: None,
+            jwks_uri_origins: Vec::new(),
         }
+    }
+
+    /// Fetches through this HTTP proxy. Without it no proxy is used at all:
+    /// `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are ignored, because a
+    /// proxy that serves the key set chooses which tokens are accepted.
+    pub fn proxy(mut self, url: &str) -> Result<Self, ConfigError> {
+        self.proxy = Some(parse_url(url)?);
+        Ok(self)
+    }
+
+    /// Discovery: also accept a `jwks_uri` on `origin`
+    /// (`scheme://host[:port]`). By default the `jwks_uri` must share the
+    /// issuer's origin; some providers publish keys elsewhere (Google's are
+    /// on `https://www.googleapis.com`).
+    pub fn allow_jwks_uri_origin(mut self, origin: &str) -> Result<Self, ConfigError> {
+        self.jwks_uri_origins.push(parse_url(origin)?.origin());
+        Ok(self)
     }
 
     /// Freshness when the issuer sends no `max-age` (default 5 min).
@@ -179,7 +200,8 @@ impl RemoteBuilder {
         }
         let clock = self.clock.clone();
         let remote = Remote {
-            client: http::client(self.timeout),
+            client: http::client(self.timeout, self.proxy.as_ref())
+                .map_err(|_| ConfigError::Invalid("the proxy URL is not usable"))?,
             fetch_lock: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
             last_attempt_ms: AtomicU64::new(0),
@@ -306,6 +328,12 @@ impl Remote {
         let jwks_uri = Url::parse(jwks_uri).map_err(|_| bad("jwks_uri is not a URL".into()))?;
         if !http::url_allowed(&jwks_uri, self.config.allow_insecure_http) {
             return Err(FetchError::InsecureUrl(jwks_uri.to_string()));
+        }
+        let origin = jwks_uri.origin();
+        if origin != discovery_url.origin() && !self.config.jwks_uri_origins.contains(&origin) {
+            return Err(FetchError::JwksUriOrigin {
+                jwks_uri: jwks_uri.as_str().chars().take(200).collect(),
+            });
         }
         tracing::debug!(issuer = %issuer, jwks_uri = %jwks_uri, "OpenID discovery done");
         *self
