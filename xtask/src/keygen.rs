@@ -38,21 +38,84 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes a private key readable by its owner only. Without `force` an
+/// existing file (or symlink) is an error. With `force` the key goes to a
+/// new 0600 file beside the target, renamed over it: the old file's mode is
+/// not inherited, and a symlink at `path` is replaced, never followed.
 fn write_private(path: &str, bytes: &[u8], force: bool) -> Result<(), String> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
+    let target = std::path::Path::new(path);
+    let fresh = if force {
+        let name = target
+            .file_name()
+            .ok_or_else(|| format!("{path}: not a file name"))?
+            .to_string_lossy();
+        target.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
     } else {
-        options.create_new(true);
-    }
+        target.to_path_buf()
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("{path}: {e} (use --force to overwrite)"))?;
-    file.write_all(bytes).map_err(|e| format!("{path}: {e}"))
+    let mut file = options.open(&fresh).map_err(|e| match force {
+        true => format!("{}: {e}", fresh.display()),
+        false => format!("{path}: {e} (use --force to overwrite)"),
+    })?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| match force {
+            true => std::fs::rename(&fresh, target),
+            false => Ok(()),
+        });
+    if let Err(e) = written {
+        if force {
+            let _ = std::fs::remove_file(&fresh);
+        }
+        return Err(format!("{path}: {e}"));
+    }
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn force_replaces_a_loose_file_and_a_symlink_with_a_0600_file() {
+        let dir = std::env::temp_dir().join(format!("svcauth-keygen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("key.pem");
+        std::fs::write(&key, "old").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(write_private(key.to_str().unwrap(), b"new", false).is_err());
+        write_private(key.to_str().unwrap(), b"new", true).unwrap();
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "not the old file's 0644");
+        assert_eq!(std::fs::read(&key).unwrap(), b"new");
+
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        let link = dir.join("link.pem");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(write_private(link.to_str().unwrap(), b"key", false).is_err());
+        write_private(link.to_str().unwrap(), b"key", true).unwrap();
+        assert_eq!(
+            std::fs::read(&victim).unwrap(),
+            b"untouched",
+            "never followed"
+        );
+        assert!(
+            !std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -65,7 +65,10 @@ impl PublicKeyMaterial {
     }
 
     /// Checks sizes: exact coordinate widths, RSA between 2048 and 8192 bits,
-    /// an odd RSA exponent greater than 1 and at most 32 bits.
+    /// an odd RSA exponent of at least 65537 and at most 32 bits. NIST SP
+    /// 800-56B asks for e >= 65537; no issuer svcauth knows of uses less,
+    /// and a small exponent is where padding-oracle and low-exponent
+    /// attacks live, so e = 3 is refused rather than merely tolerated.
     pub(crate) fn check(&self) -> Result<(), KeyError> {
         match self {
             PublicKeyMaterial::Ed25519 { x } if x.len() != 32 => {
@@ -87,9 +90,10 @@ impl PublicKeyMaterial {
                     return Err(KeyError::RsaTooLarge(bits));
                 }
                 let e = der::strip_zeros(e);
-                if e.is_empty() || e.len() > 4 || e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
+                let value = e.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b));
+                if e.is_empty() || e.len() > 4 || value & 1 == 0 || value < 65_537 {
                     return Err(KeyError::Malformed(
-                        "RSA exponent must be odd, > 1, <= 32 bits",
+                        "RSA exponent must be odd, >= 65537, <= 32 bits",
                     ));
                 }
                 Ok(())
@@ -312,5 +316,18 @@ mod tests {
             e: vec![1, 0, 0],
         };
         assert!(even.check().is_err());
+        // SP 800-56B: e >= 65537. e = 3 and e = 257 are refused.
+        for e in [vec![3], vec![1, 1], vec![0, 0, 3]] {
+            let small_e = PublicKeyMaterial::Rsa {
+                n: vec![0xFF; 256],
+                e,
+            };
+            assert!(small_e.check().is_err());
+        }
+        let f4 = PublicKeyMaterial::Rsa {
+            n: vec![0xFF; 256],
+            e: vec![1, 0, 1],
+        };
+        assert!(f4.check().is_ok());
     }
 }

@@ -31,6 +31,7 @@ struct ServerState {
     cache_control: Option<String>,
     etag: Option<String>,
     issuer: String,
+    jwks_uri: Option<String>,
 }
 
 #[derive(Clone)]
@@ -55,6 +56,7 @@ impl Server {
                 cache_control: Some("public, max-age=300".into()),
                 etag: None,
                 issuer: format!("http://{addr}"),
+                jwks_uri: None,
             })),
             jwks_hits: Arc::new(AtomicUsize::new(0)),
         };
@@ -138,8 +140,12 @@ async fn jwks(State(server): State<Server>, headers: HeaderMap) -> Response {
 }
 
 async fn discovery(State(server): State<Server>) -> Response {
-    let issuer = server.state.lock().unwrap().issuer.clone();
-    axum::Json(serde_json::json!({ "issuer": issuer, "jwks_uri": server.url() })).into_response()
+    let (issuer, jwks_uri) = {
+        let s = server.state.lock().unwrap();
+        (s.issuer.clone(), s.jwks_uri.clone())
+    };
+    let jwks_uri = jwks_uri.unwrap_or_else(|| server.url());
+    axum::Json(serde_json::json!({ "issuer": issuer, "jwks_uri": jwks_uri })).into_response()
 }
 
 fn ed() -> SigningKey {
@@ -465,4 +471,143 @@ fn plain_http_to_another_host_is_refused_unless_dangerously_allowed() {
             .build()
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn an_empty_set_withdraws_every_key_and_a_set_of_bad_keys_does_not() {
+    let key = ed();
+    let server = Server::start(&[&key]).await;
+    let clock = ManualClock::starting_now();
+    let source = server.source(&clock).build().unwrap();
+    assert!(found(source.resolve(Some(key.kid())).await));
+
+    // Keys that are all unusable: a broken or hostile document, so the last
+    // good set stays.
+    server.set(|s| s.keys = vec![serde_json::json!({"kty": "oct", "kid": "x", "k": "c2VjcmV0"})]);
+    assert!(source.refresh().await.is_err());
+    assert!(found(source.lookup(Some(key.kid()))), "last good set kept");
+
+    // `{"keys":[]}`: the issuer withdraws every key (a leaked one, say), and
+    // that is applied at once, not treated as an outage.
+    server.set(|s| s.keys = Vec::new());
+    source.refresh().await.unwrap();
+    assert!(
+        matches!(source.lookup(Some(key.kid())), KeyLookup::UnknownKid),
+        "an empty set trusts nothing"
+    );
+}
+
+#[tokio::test]
+async fn discovery_keeps_jwks_uri_on_the_issuers_origin_unless_allowed() {
+    let key = ed();
+    let server = Server::start(&[&key]).await;
+    let issuer = format!("http://{}", server.addr);
+    // The same server under another name is another origin: a discovery
+    // document (or whoever wrote it) must not send key fetches elsewhere.
+    let elsewhere = format!("http://localhost:{}", server.addr.port());
+    server.set(|s| s.jwks_uri = Some(format!("{elsewhere}/jwks.json")));
+    let source = KeySource::discover(&issuer)
+        .unwrap()
+        .background_refresh(false)
+        .build()
+        .unwrap();
+    let error = source.refresh().await.unwrap_err();
+    assert!(matches!(error, FetchError::JwksUriOrigin { .. }), "{error}");
+    assert_eq!(server.hits(), 0, "nothing fetched from the other origin");
+
+    let source = KeySource::discover(&issuer)
+        .unwrap()
+        .allow_jwks_uri_origin(&elsewhere)
+        .unwrap()
+        .background_refresh(false)
+        .build()
+        .unwrap();
+    source.refresh().await.unwrap();
+    assert!(found(source.lookup(Some(key.kid()))));
+}
+
+/// `HTTP_PROXY` and `ALL_PROXY` must not choose the keys. Environment
+/// variables are process-wide (and `set_var` is unsafe in Rust 2024), so the
+/// fetch runs in a child process of this test binary, started with them
+/// pointing at a "proxy" that serves its own key set.
+#[test]
+fn proxies_from_the_environment_are_never_used() {
+    if std::env::var_os("SVCAUTH_PROXY_CHILD").is_some() {
+        return proxy_child();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (real, forged) = (ed(), ed());
+        let server = Server::start(&[&real]).await;
+        let proxy = Server::start(&[&forged]).await;
+        let proxy_app = Router::new().fallback({
+            let proxy = proxy.clone();
+            move || {
+                let proxy = proxy.clone();
+                async move {
+                    proxy.jwks_hits.fetch_add(1, Ordering::SeqCst);
+                    let body = serde_json::json!({ "keys": proxy.state.lock().unwrap().keys });
+                    (StatusCode::OK, body.to_string())
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, proxy_app).await.unwrap() });
+        let (url, real_kid, forged_kid) =
+            (server.url(), real.kid().to_owned(), forged.kid().to_owned());
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "proxies_from_the_environment_are_never_used",
+                    "--exact",
+                    "--nocapture",
+                ])
+                .env("SVCAUTH_PROXY_CHILD", "1")
+                .env_remove("NO_PROXY")
+                .env_remove("no_proxy")
+                .env("HTTP_PROXY", &proxy_url)
+                .env("http_proxy", &proxy_url)
+                .env("ALL_PROXY", &proxy_url)
+                .env("all_proxy", &proxy_url)
+                .env("SVCAUTH_PROXY_JWKS", url)
+                .env("SVCAUTH_PROXY_REAL_KID", real_kid)
+                .env("SVCAUTH_PROXY_FORGED_KID", forged_kid)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "the fetch with proxies set failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(proxy.hits(), 0, "the proxy was never asked");
+        assert_eq!(server.hits(), 1, "the keys came straight from the issuer");
+    });
+}
+
+fn proxy_child() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let url = std::env::var("SVCAUTH_PROXY_JWKS").unwrap();
+        let source = KeySource::remote(&url)
+            .unwrap()
+            .background_refresh(false)
+            .build()
+            .unwrap();
+        source.refresh().await.unwrap();
+        let real = std::env::var("SVCAUTH_PROXY_REAL_KID").unwrap();
+        let forged = std::env::var("SVCAUTH_PROXY_FORGED_KID").unwrap();
+        assert!(found(source.lookup(Some(&real))), "the issuer's key");
+        assert!(
+            matches!(source.lookup(Some(&forged)), KeyLookup::UnknownKid),
+            "not the proxy's"
+        );
+    });
 }

@@ -42,6 +42,12 @@ impl VerifiedClaims {
         self.claims.act.as_ref()
     }
 
+    /// Who presented the call: the current actor (`act.sub`, RFC 8693
+    /// §4.1) of a delegated token, else `sub`. Caller rules compare this.
+    pub fn caller(&self) -> &str {
+        self.act().map_or(self.sub(), |actor| actor.sub.as_str())
+    }
+
     /// The token id (`jti`).
     pub fn jti(&self) -> Option<&str> {
         self.claims.jti.as_deref()

@@ -29,9 +29,11 @@ pub(crate) struct RouteOptions {
 impl RouteOptions {
     /// Caller and scope rules: 403 when they do not hold.
     pub(crate) fn authorize(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
+        // The caller is whoever presented the token: for a delegated token
+        // (RFC 8693 `act`), the current actor, not the user in `sub`.
         let listed = self.callers.is_empty()
             || self.callers.iter().any(|(iss, sub)| {
-                iss == claims.iss() && sub.as_deref().is_none_or(|s| s == claims.sub())
+                iss == claims.iss() && sub.as_deref().is_none_or(|s| s == claims.caller())
             });
         if !listed || self.predicate.as_ref().is_some_and(|p| !p(claims)) {
             return Err(ErrorKind::CallerNotAllowed.into());
@@ -100,8 +102,11 @@ impl VerifyLayer {
         self.with(|o| o.require_binding = true)
     }
 
-    /// Admits callers from `iss` (any `sub` when `sub` is `None`). Once any
-    /// caller is listed, unlisted callers get 403.
+    /// Admits callers from `iss` (any caller of that issuer when `sub` is
+    /// `None`). The caller is the token's `sub`, or for a delegated token
+    /// the current actor (`act.sub`): a user whose id happens to equal a
+    /// service's is not that service. Once any caller is listed, unlisted
+    /// callers get 403.
     pub fn allow_caller(self, iss: &str, sub: Option<&str>) -> Self {
         let caller = (iss.to_owned(), sub.map(str::to_owned));
         self.with(|o| o.callers.push(caller))

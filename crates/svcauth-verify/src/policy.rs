@@ -23,6 +23,8 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(600);
 /// Default maximum token size: 8 KiB.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The longest `jti` accepted: 256 bytes (svcauth's own are 22).
+const MAX_JTI_BYTES: usize = 256;
 /// Default maximum body buffered to check a request binding: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default capacity of the verification cache.
@@ -105,6 +107,15 @@ impl Policy {
         }
         if claims.exp - claims.iat > self.max_lifetime {
             return Err(ErrorKind::LifetimeTooLong);
+        }
+        // A jti is an id, not a payload: the replay store keeps one per bound
+        // token, and its bound counts entries, not bytes.
+        if claims
+            .jti
+            .as_ref()
+            .is_some_and(|jti| jti.len() > MAX_JTI_BYTES)
+        {
+            return Err(ErrorKind::InvalidClaims);
         }
         Ok(())
     }

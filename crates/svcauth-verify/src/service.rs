@@ -145,8 +145,7 @@ where
             uri: &parts.uri,
             headers: &parts.headers,
         };
-        verifier.check_binding(&claims, target, &bytes)?;
-        verifier.check_replay(&claims).await?;
+        verifier.admit_bound(&claims, target, &bytes).await?;
         B::from(bytes)
     } else if options.require_binding {
         return Err(ErrorKind::BindingRequired.into());

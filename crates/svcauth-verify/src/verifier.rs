@@ -132,8 +132,7 @@ impl Verifier {
         let result = async {
             let (claims, hit) = self.authenticate(token).await?;
             if claims.is_bound() {
-                self.check_binding(&claims, target, body)?;
-                self.check_replay(&claims).await?;
+                self.admit_bound(&claims, target, body).await?;
             } else if require_binding {
                 return Err(VerifyError::new(ErrorKind::BindingRequired));
             }
@@ -389,14 +388,50 @@ impl Verifier {
         }
     }
 
+    /// Admits a bound token for the request whose body has now been read:
+    /// the binding, then (because reading the body takes as long as the
+    /// client likes) the expiry and the revocation store once more, then
+    /// the single use, then the expiry again. A captured request whose last
+    /// body byte is held back until after `exp` is therefore refused, on
+    /// however many connections it is sent.
+    pub(crate) async fn admit_bound(
+        &self,
+        claims: &VerifiedClaims,
+        target: RequestTarget<'_>,
+        body: &[u8],
+    ) -> Result<(), VerifyError> {
+        self.check_binding(claims, target, body)?;
+        self.check_unexpired(claims)?;
+        if self.inner.revocation.is_some() {
+            self.check_revocation(claims).await?;
+        }
+        self.check_replay(claims).await?;
+        self.check_unexpired(claims)
+    }
+
+    /// `exp` (with leeway) against the clock now, not when the headers came.
+    fn check_unexpired(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
+        let until = claims.expires_at().saturating_add(self.inner.policy.leeway);
+        if self.inner.clock.now_secs() > until {
+            return Err(ErrorKind::Expired.into());
+        }
+        Ok(())
+    }
+
     /// Accepts a bound token once.
-    pub(crate) async fn check_replay(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
+    async fn check_replay(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
         let Some(store) = &self.inner.replay else {
             return Ok(());
         };
         let jti = claims.jti().ok_or(ErrorKind::MissingJti)?;
         let id = format!("{}\n{jti}", claims.iss());
-        let until = claims.expires_at().saturating_add(self.inner.policy.leeway);
+        // Kept a second past the last second the token can be accepted in,
+        // so that a store reading its clock mid-second cannot free the id
+        // while the token is still acceptable.
+        let until = claims
+            .expires_at()
+            .saturating_add(self.inner.policy.leeway)
+            .saturating_add(1);
         match store.first_use(&id, until).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(ErrorKind::Replayed.into()),

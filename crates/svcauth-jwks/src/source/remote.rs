@@ -448,9 +448,13 @@ impl KeySource {
                         error,
                     }
                 })?;
-                if keys.is_empty() {
-                    // An issuer publishing no usable key is broken (or hostile);
-                    // keep serving the last good set rather than lock everyone out.
+                if keys.is_empty() && !keys.skipped().is_empty() {
+                    // Keys that are all unusable: the issuer is broken (or the
+                    // document hostile); keep serving the last good set rather
+                    // than lock everyone out. A well-formed empty set
+                    // (`{"keys":[]}`) is different: the issuer says it trusts
+                    // no key any more (withdrawing a leaked one), and as with a
+                    // SPIFFE bundle, an empty set is applied and trusts nothing.
                     return Err(FetchError::Jwks {
                         url: url.to_string(),
                         error: crate::JwksError::NotJson("the set has no usable key".into()),
