@@ -6,6 +6,7 @@
 //!   sets `SVCAUTH_REQUIRE_PEERS`.
 //! * [`OidcProvider`]: panva's `oidc-provider` (tests/peers/oidc_provider.mjs)
 //!   on a free loopback port, stopped when dropped.
+//! * [`example_binaries`]: the example binaries, built once per test binary.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -25,6 +26,32 @@ pub fn root() -> PathBuf {
 /// `tests/peers`, where the node and Python peers live.
 pub fn peers_dir() -> PathBuf {
     root().join("tests").join("peers")
+}
+
+/// The directory holding `service-a`, `service-b` and `gateway`, built
+/// (debug) the first time a test binary asks.
+pub fn example_binaries() -> &'static PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--package",
+                "service-a",
+                "--package",
+                "service-b",
+                "--package",
+                "gateway",
+            ])
+            .current_dir(root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the example binaries failed");
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root().join("target"), PathBuf::from)
+            .join("debug")
+    })
 }
 
 /// Reports a missing peer: `None` (the test returns early, skipped) under a

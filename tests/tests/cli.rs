@@ -5,7 +5,6 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -16,26 +15,7 @@ const A: &str = "https://a.internal";
 const B: &str = "https://b.internal";
 
 fn binaries() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--package",
-                "service-a",
-                "--package",
-                "service-b",
-            ])
-            .current_dir(&root)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| root.join("target"), PathBuf::from)
-            .join("debug")
-    })
+    svcauth_tests::example_binaries()
 }
 
 fn free_port() -> u16 {

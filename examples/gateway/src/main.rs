@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -37,7 +37,7 @@ use http::{HeaderName, StatusCode};
 use serde_json::json;
 use svcauth_gateway::{Gateway, Introspected, PhantomTokenLayer};
 use svcauth_jwks::{KeySource, SigningKey};
-use svcauth_sign::{ClientAuth, StsClient};
+use svcauth_sign::{BaseUrl, ClientAuth, StsClient};
 
 /// Largest request or response body forwarded: 10 MiB.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -50,9 +50,13 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Base URL requests are forwarded to (https, or http to loopback).
+    /// Base URL requests are forwarded to (https, or http to loopback);
+    /// required with token exchange, unused with introspection. A request
+    /// for `/p?q` goes to this URL's origin, at its path followed by `/p?q`;
+    /// paths that could leave it (`//h`, `/http://h`, `\`, `%2e%2e`,
+    /// `%2f`) are refused with 400.
     #[arg(long, env = "GATEWAY_UPSTREAM", value_name = "URL")]
-    upstream: String,
+    upstream: Option<String>,
     /// The authorization server's token endpoint.
     #[arg(long, env = "GATEWAY_TOKEN_ENDPOINT", value_name = "URL")]
     token_endpoint: String,
@@ -89,6 +93,36 @@ struct Args {
     /// Questions allowed at once above that rate.
     #[arg(long, env = "GATEWAY_MISS_BURST", default_value_t = 100)]
     miss_burst: u32,
+    /// Questions to the authorization server allowed per second to one
+    /// client (by address); a client over its budget gets 429.
+    #[arg(long, env = "GATEWAY_CLIENT_MISS_RATE", default_value_t = 5)]
+    client_miss_rate: u32,
+    /// Questions allowed at once to one client above that rate.
+    #[arg(long, env = "GATEWAY_CLIENT_MISS_BURST", default_value_t = 20)]
+    client_miss_burst: u32,
+    /// Behind a trusted reverse proxy only: take the client's address from
+    /// the last entry of this header (for example `x-forwarded-for`) rather
+    /// than from the connection.
+    #[arg(long, env = "GATEWAY_CLIENT_IP_HEADER", value_name = "HEADER")]
+    client_ip_header: Option<String>,
+    /// Also strip this request header before forwarding (repeatable; `_`
+    /// matches `-`, a trailing `*` matches any rest). Common identity headers
+    /// are always stripped.
+    #[arg(
+        long = "strip-header",
+        env = "GATEWAY_STRIP_HEADER",
+        value_delimiter = ',',
+        value_name = "HEADER"
+    )]
+    strip_header: Vec<String>,
+    /// With introspection: accept only tokens whose answer names this
+    /// audience in `aud` (tokens for other APIs are refused).
+    #[arg(long, env = "GATEWAY_INTROSPECTION_AUDIENCE", value_name = "AUD")]
+    introspection_audience: Option<String>,
+    /// Largest response forwarded from upstream, in bytes; a larger one is
+    /// cut off (502 when its length is announced).
+    #[arg(long, env = "GATEWAY_MAX_RESPONSE_BYTES", default_value_t = 10 * 1024 * 1024)]
+    max_response_bytes: u64,
     /// Let JWTs presented at the edge through to upstream's verifying layer
     /// (default: refuse them with 401).
     #[arg(long, env = "GATEWAY_PASS_THROUGH_JWTS")]
@@ -102,9 +136,11 @@ struct Args {
 #[derive(Clone)]
 struct AppState {
     gateway: Gateway,
-    upstream: url::Url,
+    upstream: Option<BaseUrl>,
     http: reqwest::Client,
     introspection: bool,
+    max_response_bytes: u64,
+    client_ip_header: Option<HeaderName>,
 }
 
 fn is_loopback(url: &url::Url) -> bool {
@@ -117,16 +153,16 @@ fn is_loopback(url: &url::Url) -> bool {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let upstream = url::Url::parse(&args.upstream)
-        .map_err(|e| format!("--upstream {}: {e}", args.upstream))?;
-    let secure = upstream.scheme() == "https"
-        || (upstream.scheme() == "http"
-            && (is_loopback(&upstream) || args.danger_allow_insecure_http));
-    if !secure {
-        return Err(format!(
-            "--upstream {upstream}: https, or http to loopback (or --danger-allow-insecure-http)"
-        ));
-    }
+    let upstream = match (&args.upstream, &args.introspection_endpoint) {
+        (Some(upstream), _) => Some(checked_upstream(upstream, args.danger_allow_insecure_http)?),
+        (None, Some(_)) => None,
+        (None, None) => {
+            return Err(
+                "--upstream is required with token exchange (the base URL requests are forwarded to)"
+                    .into(),
+            );
+        }
+    };
     let auth = match (&args.client_key, &args.client_secret_file) {
         (Some(pem), _) => ClientAuth::private_key_jwt(
             SigningKey::from_pem_file(pem, None).map_err(|e| format!("--client-key {pem}: {e}"))?,
@@ -146,6 +182,9 @@ async fn run(args: Args) -> Result<(), String> {
                 .introspection_endpoint(endpoint)
                 .map_err(|e| format!("--introspection-endpoint: {e}"))?;
             let mut builder = Gateway::introspection(sts);
+            if let Some(audience) = &args.introspection_audience {
+                builder = builder.introspection_audience(audience);
+            }
             if let Some(issuer) = &args.issuer {
                 let keys = KeySource::discover(issuer)
                     .and_then(|b| b.build())
@@ -159,21 +198,38 @@ async fn run(args: Args) -> Result<(), String> {
     let mut builder = builder
         .max_ttl(Duration::from_secs(args.max_ttl_secs))
         .negative_ttl(Duration::from_secs(args.negative_ttl_secs))
-        .miss_rate_limit(args.miss_rate, args.miss_burst);
+        .miss_rate_limit(args.miss_rate, args.miss_burst)
+        .client_miss_rate_limit(args.client_miss_rate, args.client_miss_burst);
+    if let Some(header) = &args.client_ip_header {
+        builder = builder.client_address_header(header);
+    }
+    for header in &args.strip_header {
+        builder = builder.strip_header(header);
+    }
     if args.pass_through_jwts {
         builder = builder.pass_through_jwts();
     }
     let gateway = builder.build().map_err(|e| e.to_string())?;
+    // No redirects (the client sees them), no proxy from the environment
+    // (it would see every exchanged JWT).
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;
+    let client_ip_header = args
+        .client_ip_header
+        .as_deref()
+        .map(|h| HeaderName::try_from(h).map_err(|_| format!("--client-ip-header {h:?}")))
+        .transpose()?;
     let state = AppState {
         gateway: gateway.clone(),
         upstream,
         http,
         introspection: args.introspection_endpoint.is_some(),
+        max_response_bytes: args.max_response_bytes,
+        client_ip_header,
     };
     let guarded = if state.introspection {
         Router::new().route("/whoami", get(introspected))
@@ -187,20 +243,39 @@ async fn run(args: Args) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    tracing::info!(listen = %args.listen, upstream = %args.upstream, audience = %args.audience, "gateway ready");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())
+    tracing::info!(listen = %args.listen, upstream = ?args.upstream, audience = %args.audience, "gateway ready");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
-/// Headers that belong to one connection, not to the request (RFC 9110 §7.6.1).
+/// The upstream base: https, or http to loopback unless dangerously allowed.
+fn checked_upstream(upstream: &str, allow_insecure_http: bool) -> Result<BaseUrl, String> {
+    let base = BaseUrl::parse(upstream).map_err(|e| format!("--upstream: {e}"))?;
+    let url = base.as_url();
+    let secure = url.scheme() == "https" || is_loopback(url) || allow_insecure_http;
+    if !secure {
+        return Err(format!(
+            "--upstream {upstream}: https, or http to loopback (or --danger-allow-insecure-http)"
+        ));
+    }
+    Ok(base)
+}
+
+/// Headers that belong to one connection, not to the request (RFC 9110
+/// §7.6.1), and those the gateway sets itself.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
     "te",
     "trailer",
     "transfer-encoding",
@@ -209,26 +284,59 @@ const HOP_BY_HOP: &[&str] = &[
     "content-length",
 ];
 
+/// Headers about the client that a client could forge: the gateway sets
+/// `x-forwarded-for` itself, from what it saw.
+const CLIENT_CLAIMS: &[&str] = &["forwarded", "x-forwarded-for", "x-real-ip", "x-client-ip"];
+
+/// The header names to drop when forwarding `headers`: hop-by-hop ones, and
+/// those the `Connection` header names (RFC 9110 §7.6.1).
+fn connection_scoped(headers: &http::HeaderMap) -> Vec<HeaderName> {
+    let mut names: Vec<HeaderName> = HOP_BY_HOP
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect();
+    for value in headers.get_all(http::header::CONNECTION) {
+        for name in value.to_str().unwrap_or("").split(',') {
+            if let Ok(name) = HeaderName::try_from(name.trim()) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-/// Forwards the request (its token already swapped) to the upstream.
-async fn forward(State(state): State<AppState>, request: Request) -> Response {
+/// Forwards the request (its token already swapped) to the upstream: the
+/// configured origin and base path, plus the request's checked path.
+async fn forward(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let Some(upstream) = &state.upstream else {
+        return error(StatusCode::NOT_FOUND, "nothing is forwarded in this mode");
+    };
     let (parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let Ok(url) = state.upstream.join(path.trim_start_matches('/')) else {
-        return error(StatusCode::BAD_REQUEST, "bad path");
+    let url = match upstream.join(path) {
+        Ok(url) => url,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("path refused: {e}")),
     };
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     };
+    let client = client_address(&state, &parts.headers, peer);
     let mut outbound = state.http.request(parts.method, url).body(body);
+    let dropped = connection_scoped(&parts.headers);
     for (name, value) in &parts.headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
+        if !dropped.contains(name) && !CLIENT_CLAIMS.contains(&name.as_str()) {
             outbound = outbound.header(name, value);
         }
     }
+    outbound = outbound.header("x-forwarded-for", client);
     let response = match outbound.send().await {
         Ok(response) => response,
         Err(e) => {
@@ -236,22 +344,62 @@ async fn forward(State(state): State<AppState>, request: Request) -> Response {
             return error(StatusCode::BAD_GATEWAY, "upstream unreachable");
         }
     };
+    let cap = state.max_response_bytes;
+    if response.content_length().is_some_and(|len| len > cap) {
+        tracing::warn!(cap, "upstream response larger than the cap");
+        return error(StatusCode::BAD_GATEWAY, "upstream response too large");
+    }
     let status = response.status();
-    let headers = response.headers().clone();
-    let body = match response.bytes().await {
-        Ok(body) if body.len() <= MAX_BODY_BYTES => body,
-        _ => return error(StatusCode::BAD_GATEWAY, "upstream response unusable"),
-    };
-    let mut reply = Response::new(Body::from(body));
+    let dropped = connection_scoped(response.headers());
+    let mut reply = Response::new(Body::empty());
     *reply.status_mut() = status;
-    for (name, value) in &headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            reply
-                .headers_mut()
-                .append(HeaderName::from(name), value.clone());
+    for (name, value) in response.headers() {
+        if !dropped.contains(name) {
+            reply.headers_mut().append(name.clone(), value.clone());
         }
     }
+    if let Some(len) = response.content_length() {
+        reply
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, len.into());
+    }
+    // Streamed through with a running count: memory stays at a chunk, and
+    // a body past the cap ends the response with an error (the client sees
+    // a cut-off transfer, never more than the cap).
+    let chunks = futures_util::stream::unfold(Some((response, 0u64)), move |state| async move {
+        let (mut response, sent) = state?;
+        match response.chunk().await {
+            Ok(Some(chunk)) if sent.saturating_add(chunk.len() as u64) <= cap => {
+                let sent = sent + chunk.len() as u64;
+                Some((Ok(chunk), Some((response, sent))))
+            }
+            Ok(Some(_)) => {
+                tracing::warn!(cap, "upstream response cut off at the cap");
+                Some((
+                    Err(std::io::Error::other("upstream response too large")),
+                    None,
+                ))
+            }
+            Ok(None) => None,
+            Err(e) => Some((Err(std::io::Error::other(e)), None)),
+        }
+    });
+    *reply.body_mut() = Body::from_stream(chunks);
     reply
+}
+
+/// The client's address as forwarded upstream: the trusted header's last
+/// entry when configured, else the connection's peer.
+fn client_address(state: &AppState, headers: &http::HeaderMap, peer: SocketAddr) -> String {
+    state
+        .client_ip_header
+        .as_ref()
+        .and_then(|name| headers.get_all(name).iter().next_back())
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
+        .map_or_else(|| peer.ip().to_string(), str::to_owned)
 }
 
 /// Validation-only mode: what introspection said of the caller's token.
