@@ -371,3 +371,133 @@ async fn a_hung_redis_is_bounded_by_the_timeout() {
         Err(ErrorKind::StoreUnavailable)
     );
 }
+
+/// A request body whose bytes arrive when the test sends them. `asked`
+/// fires when the layer first reads the body, that is once the token has
+/// passed every header-time check.
+struct HeldBody {
+    bytes: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    asked: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Some(asked) = self.asked.take() {
+            let _ = asked.send(());
+        }
+        self.bytes
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+/// Sends one captured bound request (`POST /echo`, body `pay`) on four
+/// connections at once, all but the last body byte first; then, if
+/// `expire`, moves the clock past `exp` + leeway; then the last byte.
+/// Returns the statuses.
+async fn held_back_requests(
+    verifier: Verifier,
+    clock: &svcauth_core::ManualClock,
+    token: &str,
+    expire: bool,
+) -> Vec<StatusCode> {
+    let app = Router::new()
+        .route("/echo", post(|body: Bytes| async move { body }))
+        .layer(VerifyLayer::new(verifier));
+    let mut senders = Vec::new();
+    let mut asked = Vec::new();
+    let mut responses = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (send, bytes) = tokio::sync::mpsc::unbounded_channel();
+        let (told, ask) = tokio::sync::oneshot::channel();
+        send.send(Bytes::from_static(b"pa")).unwrap();
+        let request = Request::post("/echo")
+            .header("host", "b.internal")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::new(HeldBody {
+                bytes,
+                asked: Some(told),
+            }))
+            .unwrap();
+        let app = app.clone();
+        responses.spawn(async move { app.oneshot(request).await.unwrap().status() });
+        senders.push(send);
+        asked.push(ask);
+    }
+    for ask in asked {
+        ask.await.unwrap();
+    }
+    if expire {
+        // exp is now + 300, the default leeway 30 s.
+        clock.advance(Duration::from_secs(331));
+    }
+    for send in senders {
+        send.send(Bytes::from_static(b"y")).unwrap();
+    }
+    responses.join_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_request_finished_after_exp_is_refused_with_the_memory_store() {
+    let peer = peer();
+    for expire in [false, true] {
+        let clock = svcauth_core::ManualClock::starting_now();
+        let shared: svcauth_core::SharedClock = Arc::new(clock.clone());
+        let verifier = Verifier::builder(AUD)
+            .trust(ISS, peer.keys.clone())
+            .replay_store(Arc::new(svcauth_verify::MemoryReplayStore::new(
+                1000,
+                shared.clone(),
+            )))
+            .clock(shared)
+            .build()
+            .unwrap();
+        let token = bound(&peer, &format!("held-{expire}"));
+        let statuses = held_back_requests(verifier.clone(), &clock, &token, expire).await;
+        let accepted = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        if expire {
+            assert_eq!(accepted, 0, "{statuses:?}");
+            assert_eq!(verifier.metrics().rejected["expired"], 4);
+        } else {
+            assert_eq!(accepted, 1, "in time, exactly one use: {statuses:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_request_finished_after_exp_is_refused_with_the_redis_store() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let peer = peer();
+    for expire in [false, true] {
+        let clock = svcauth_core::ManualClock::starting_now();
+        let shared: svcauth_core::SharedClock = Arc::new(clock.clone());
+        let config = RedisConfig::new(&redis.url())
+            .prefix(&prefix())
+            .timeout(RELAXED)
+            .clock(shared.clone());
+        let stores = RedisStores::connect(config).await.unwrap();
+        let verifier = Verifier::builder(AUD)
+            .trust(ISS, peer.keys.clone())
+            .replay_store(Arc::new(stores.replay()))
+            .clock(shared)
+            .build()
+            .unwrap();
+        let token = bound(&peer, &format!("held-redis-{expire}"));
+        let statuses = held_back_requests(verifier.clone(), &clock, &token, expire).await;
+        let accepted = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        if expire {
+            assert_eq!(accepted, 0, "{statuses:?}");
+            assert_eq!(verifier.metrics().rejected["expired"], 4);
+        } else {
+            assert_eq!(accepted, 1, "in time, exactly one use: {statuses:?}");
+        }
+    }
+}

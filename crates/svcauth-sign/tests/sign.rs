@@ -415,8 +415,16 @@ async fn bound_requests_verify_as_sent_and_fail_when_changed_in_transit() {
             .0,
         401
     );
-    // The query is not part of htu: changing it alone does not matter.
-    assert_eq!(send(|r| r.url_mut().set_query(Some("q=2"))).await.0, 200);
+    // The query is bound too (query_sha256): changing, dropping or adding
+    // to it is refused.
+    assert_eq!(send(|r| r.url_mut().set_query(Some("q=2"))).await.0, 401);
+    assert_eq!(send(|r| r.url_mut().set_query(None)).await.0, 401);
+    assert_eq!(
+        send(|r| r.url_mut().set_query(Some("q=1&to=attacker")))
+            .await
+            .0,
+        401
+    );
 
     // A streaming body cannot be hashed: a clear error, not an unbound token.
     let mut svc = ServiceBuilder::new()
@@ -704,4 +712,63 @@ async fn hyper_util_client_through_the_layer() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_resolver_that_routes_by_path_is_asked_for_every_path() {
+    let ring = svcauth_jwks::KeyRing::new(SigningKey::generate(Algorithm::EdDSA).unwrap());
+    let signer = Signer::self_signed(ISS_A, ring)
+        .unwrap()
+        .resolve_with(|d| match d.path.starts_with("/orders") {
+            true => Some("aud-orders".into()),
+            false => Some("aud-users".into()),
+        })
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(SignLayer::new(signer))
+        .service(service_fn(|req: Request<Full<Bytes>>| async move {
+            Ok::<_, std::convert::Infallible>(
+                req.headers()["authorization"].to_str().unwrap().to_owned(),
+            )
+        }));
+    // Same thread, same origin, another path: another audience.
+    for (path, aud) in [
+        ("/orders/1", "aud-orders"),
+        ("/users/1", "aud-users"),
+        ("/orders/2", "aud-orders"),
+        ("/users/2", "aud-users"),
+    ] {
+        let request = Request::get(format!("https://api.internal{path}"))
+            .body(Full::default())
+            .unwrap();
+        let token = svc.clone().oneshot(request).await.unwrap();
+        assert_eq!(claims_of(&token[7..])["aud"], aud, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_bound_token_binds_the_query_exactly() {
+    let ring = svcauth_jwks::KeyRing::new(SigningKey::generate(Algorithm::EdDSA).unwrap());
+    let signer = Signer::self_signed(ISS_A, ring)
+        .unwrap()
+        .bound_audience("https://pay.internal", "aud-pay")
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(SignLayer::new(signer))
+        .service(service_fn(|req: Request<Full<Bytes>>| async move {
+            Ok::<_, std::convert::Infallible>(
+                req.headers()["authorization"].to_str().unwrap().to_owned(),
+            )
+        }));
+    let request = Request::post("https://pay.internal/pay?amount=1&to=bob")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let claims = claims_of(&svc.clone().oneshot(request).await.unwrap()[7..]);
+    assert_eq!(claims["htu"], "https://pay.internal/pay");
+    assert_eq!(
+        claims["query_sha256"],
+        svcauth_core::query_sha256("amount=1&to=bob")
+    );
 }

@@ -199,6 +199,19 @@ fn bound_token(w: &World, method: &str, path: &str, body: &[u8]) -> String {
     })
 }
 
+/// A bound token that also binds the query (`query_sha256`), as svcauth's
+/// signer makes them.
+fn bound_token_with_query(w: &World, method: &str, target: &str, body: &[u8]) -> String {
+    let method: http::Method = method.parse().unwrap();
+    let b = RequestBinding::for_parts(&method, "http", "b.internal", target, body).unwrap();
+    with_claims(w, |c| {
+        c["htm"] = b.htm.into();
+        c["htu"] = b.htu.into();
+        c["body_sha256"] = b.body_sha256.into();
+        c["query_sha256"] = b.query_sha256.into();
+    })
+}
+
 fn cases(w: &World) -> Vec<Case> {
     let now = w.now;
     let ed = w.ed();
@@ -297,6 +310,11 @@ fn cases(w: &World) -> Vec<Case> {
         invalid("binding_method_mismatch", request("PUT", "/echo", Some(&bound_token(w, "POST", "/echo", b"hello")), b"hello"), ErrorKind::BindingMismatch),
         invalid("binding_url_mismatch", request("POST", "/echo", Some(&bound_token(w, "POST", "/admin", b"hello")), b"hello"), ErrorKind::BindingMismatch),
         invalid("binding_host_mismatch", Request::post("/echo").header("host", "evil.internal").header("authorization", format!("Bearer {}", bound_token(w, "POST", "/echo", b"hello"))).body(Body::from("hello")).unwrap(), ErrorKind::BindingMismatch),
+        ok("valid_bound_request_with_query", request("POST", "/echo?amount=1", Some(&bound_token_with_query(w, "POST", "/echo?amount=1", b"hello")), b"hello")),
+        invalid("binding_query_changed", request("POST", "/echo?amount=1000000&to=attacker", Some(&bound_token_with_query(w, "POST", "/echo?amount=1", b"hello")), b"hello"), ErrorKind::BindingMismatch),
+        invalid("binding_query_dropped", request("POST", "/echo", Some(&bound_token_with_query(w, "POST", "/echo?amount=1", b"hello")), b"hello"), ErrorKind::BindingMismatch),
+        invalid("binding_query_added_to_a_token_without_query_sha256", request("POST", "/echo?amount=1000000", Some(&bound_token(w, "POST", "/echo", b"hello")), b"hello"), ErrorKind::BindingMismatch),
+        invalid("jti_of_300_bytes", get_with(&with_claims(w, |c| c["jti"] = "j".repeat(300).into())), ErrorKind::InvalidClaims),
         invalid("binding_body_mismatch", request("POST", "/echo", Some(&bound_token(w, "POST", "/echo", b"hello")), b"hellp"), ErrorKind::BindingMismatch),
         invalid("unbound_token_on_a_bound_only_route", request("POST", "/bound", Some(&valid), b"x"), ErrorKind::BindingRequired),
         Case { name: "bound_body_over_limit", request: request("POST", "/echo", Some(&bound_token(w, "POST", "/echo", b"")), Box::leak(vec![b'x'; 2 * 1024 * 1024].into_boxed_slice())), status: StatusCode::PAYLOAD_TOO_LARGE, challenge: Challenge::None, kind: Some(ErrorKind::BodyTooLarge) },

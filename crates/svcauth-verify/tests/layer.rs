@@ -520,3 +520,44 @@ async fn concurrent_replays_of_a_bound_token_accept_exactly_one() {
     assert_eq!(accepted, 1);
     assert_eq!(verifier.metrics().rejected["replayed"], 99);
 }
+
+#[tokio::test]
+async fn caller_rules_see_the_actor_of_a_delegated_token_not_its_user() {
+    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let verifier = Verifier::builder(AUD)
+        .trust(ISS_A, fixed(&[&key]))
+        .build()
+        .unwrap();
+    const SVC: &str = "https://svc.internal";
+    let app = Router::new()
+        .route("/svc-only", get(|| async { "ok" }))
+        .route_layer(VerifyLayer::new(verifier).allow_caller(ISS_A, Some(SVC)));
+    let token = |sub: &str, actor: Option<&str>| {
+        let mut claims = claims_at(SystemClock.now_secs());
+        claims["sub"] = sub.into();
+        if let Some(actor) = actor {
+            claims["act"] = json!({ "sub": actor });
+        }
+        sign(&header_for(&key), &claims, &key)
+    };
+    let direct = token(SVC, None);
+    assert_eq!(
+        status(&app, get_with("/svc-only", Some(&direct))).await.0,
+        200
+    );
+    // A user whose id equals the service's, delegated by another service,
+    // is not that service calling.
+    let impostor = token(SVC, Some("https://other.internal"));
+    assert_eq!(
+        status(&app, get_with("/svc-only", Some(&impostor))).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // The service itself, acting for a user, is.
+    let on_behalf = token("alice", Some(SVC));
+    assert_eq!(
+        status(&app, get_with("/svc-only", Some(&on_behalf)))
+            .await
+            .0,
+        200
+    );
+}
