@@ -512,6 +512,31 @@ async fn service_b_trust_oidc() {
         port: a_port,
     };
     wait_ready(a_port, |_| true).await;
+    // The keys are on A's origin, not the issuer's: refused by default, so
+    // that whoever serves the discovery document cannot point key fetches
+    // anywhere...
+    let refused = start(
+        "service-b",
+        &s(&["--audience", B, "--trust-oidc", &discovery]),
+        |_| true,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let health: Value = reqwest::get(refused.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["ready"], false, "{health}");
+    assert!(
+        health["issuers"][&discovery]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("outside the issuer's origin")),
+        "{health}"
+    );
+    drop(refused);
+    // ... and accepted once that origin is allowed.
     let b_args = s(&[
         "--listen",
         &format!("127.0.0.1:{b_port}"),
@@ -519,6 +544,8 @@ async fn service_b_trust_oidc() {
         B,
         "--trust-oidc",
         &discovery,
+        "--allow-jwks-uri-origin",
+        &format!("http://127.0.0.1:{a_port}"),
     ]);
     let b = Proc {
         child: Command::new(binaries().join("service-b"))

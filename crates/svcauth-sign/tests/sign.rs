@@ -772,3 +772,69 @@ async fn a_bound_token_binds_the_query_exactly() {
         svcauth_core::query_sha256("amount=1&to=bob")
     );
 }
+
+/// Client secrets must not go through a proxy named by `HTTP_PROXY` or
+/// `ALL_PROXY`. Environment variables are process-wide (and `set_var` is
+/// unsafe in Rust 2024), so the token request runs in a child process of
+/// this test binary, started with them pointing at a recording "proxy".
+#[test]
+fn the_sts_client_ignores_proxies_from_the_environment() {
+    if let Ok(url) = std::env::var("SVCAUTH_PROXY_STS") {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        return runtime.block_on(async {
+            let sts =
+                StsClient::new(&url, "svc-a", ClientAuth::client_secret_basic("secret")).unwrap();
+            ClientCredentials::new(sts)
+                .token(svcauth_sign::TokenRequest {
+                    audience: "https://b.internal",
+                    binding: None,
+                    on_behalf_of: None,
+                })
+                .await
+                .unwrap();
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let sts = Sts::start(None, Some(("svc-a", "secret")), "svc-a").await;
+        let proxied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = proxied.clone();
+        let proxy = serve(axum::Router::new().fallback(move || {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { (http::StatusCode::BAD_GATEWAY, "proxy") }
+        }))
+        .await;
+        let url = sts.url.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "the_sts_client_ignores_proxies_from_the_environment",
+                    "--exact",
+                    "--nocapture",
+                ])
+                .env_remove("NO_PROXY")
+                .env_remove("no_proxy")
+                .env("HTTP_PROXY", &proxy)
+                .env("http_proxy", &proxy)
+                .env("ALL_PROXY", &proxy)
+                .env("all_proxy", &proxy)
+                .env("SVCAUTH_PROXY_STS", url)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "the token request with proxies set failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(proxied.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(sts.hits(), 1, "straight to the STS");
+    });
+}

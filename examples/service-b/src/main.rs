@@ -14,13 +14,15 @@
 //!
 //! Routes: `GET /whoami` and `POST /echo` behind the verifying layer (a
 //! request-bound token is checked against the request and accepted once);
-//! `GET /healthz` without authentication, reporting each issuer's key source.
+//! `GET /healthz` without authentication: readiness for anyone, and to
+//! loopback callers (or anyone, with `--healthz-details-for-anyone`) each
+//! issuer's key source (URLs, kids, the last fetch error) and the counters.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
@@ -54,6 +56,16 @@ struct Args {
         value_name = "ISSUER_URL"
     )]
     trust_oidc: Vec<String>,
+    /// With --trust-oidc: also accept a `jwks_uri` on this origin
+    /// (`scheme://host[:port]`; repeatable). By default the keys must be on
+    /// the issuer's own origin.
+    #[arg(
+        long = "allow-jwks-uri-origin",
+        env = "SERVICE_B_ALLOW_JWKS_URI_ORIGIN",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    allow_jwks_uri_origin: Vec<String>,
     /// Clock leeway for exp, nbf and iat, in seconds (at most 300).
     #[arg(long, env = "SERVICE_B_LEEWAY_SECS", default_value_t = 30)]
     leeway_secs: u64,
@@ -68,6 +80,10 @@ struct Args {
         value_name = "ISS"
     )]
     allow_caller: Vec<String>,
+    /// Show `/healthz` details (issuer URLs, kids, fetch errors, counters)
+    /// to any address, not only loopback.
+    #[arg(long, env = "SERVICE_B_HEALTHZ_DETAILS_FOR_ANYONE")]
+    healthz_details_for_anyone: bool,
     /// Minimum seconds between JWKS fetches caused by unknown kids.
     #[arg(
         long,
@@ -91,6 +107,7 @@ struct Args {
 struct AppState {
     sources: Vec<(String, KeySource)>,
     verifier: Verifier,
+    details_for_anyone: bool,
 }
 
 fn split_pair(pair: &str) -> Result<(&str, &str), String> {
@@ -110,9 +127,15 @@ async fn run(args: Args) -> Result<(), String> {
         sources.push((iss.to_owned(), source));
     }
     for issuer in &args.trust_oidc {
-        let source = KeySource::discover(issuer)
+        let mut source = KeySource::discover(issuer)
             .map_err(|e| e.to_string())?
-            .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs))
+            .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs));
+        for origin in &args.allow_jwks_uri_origin {
+            source = source
+                .allow_jwks_uri_origin(origin)
+                .map_err(|e| format!("--allow-jwks-uri-origin {origin}: {e}"))?;
+        }
+        let source = source
             .build()
             .map_err(|e| format!("--trust-oidc {issuer}: {e}"))?;
         sources.push((issuer.clone(), source));
@@ -149,7 +172,11 @@ async fn run(args: Args) -> Result<(), String> {
         layer = layer.allow_caller(iss, None);
     }
 
-    let state = AppState { sources, verifier };
+    let state = AppState {
+        sources,
+        verifier,
+        details_for_anyone: args.healthz_details_for_anyone,
+    };
     let app = Router::new()
         .route("/whoami", get(whoami))
         .route("/echo", post(echo))
@@ -160,12 +187,15 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     tracing::info!(listen = %args.listen, audience = %args.audience, "service-b ready");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// Who called: the verified claims.
@@ -186,7 +216,17 @@ async fn echo(_caller: Caller, body: Bytes) -> Bytes {
 }
 
 /// Key-source state per issuer, and the verifier's counters.
-async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+///
+/// The details name internal issuer URLs, key ids and error messages: an
+/// outsider gets readiness only, which is all a load balancer needs.
+async fn healthz(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Json<serde_json::Value> {
+    let ready = state.sources.iter().all(|(_, s)| s.is_loaded());
+    if !state.details_for_anyone && !peer.ip().is_loopback() {
+        return Json(json!({ "ready": ready }));
+    }
     let issuers: serde_json::Map<String, serde_json::Value> = state
         .sources
         .iter()
@@ -197,7 +237,6 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
             )
         })
         .collect();
-    let ready = state.sources.iter().all(|(_, s)| s.is_loaded());
     Json(json!({ "ready": ready, "issuers": issuers, "verifier": state.verifier.metrics() }))
 }
 
