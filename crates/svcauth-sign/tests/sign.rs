@@ -784,14 +784,16 @@ fn the_sts_client_ignores_proxies_from_the_environment() {
         return runtime.block_on(async {
             let sts =
                 StsClient::new(&url, "svc-a", ClientAuth::client_secret_basic("secret")).unwrap();
-            ClientCredentials::new(sts)
-                .token(svcauth_sign::TokenRequest {
+            svcauth_sign::TokenSource::token(
+                &ClientCredentials::new(sts),
+                svcauth_sign::TokenRequest {
                     audience: "https://b.internal",
                     binding: None,
                     on_behalf_of: None,
-                })
-                .await
-                .unwrap();
+                },
+            )
+            .await
+            .unwrap();
         });
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
