@@ -580,13 +580,99 @@ async fn service_b_unknown_kid_cooldown() {
         let (a, _b) = pair(&[], &extra).await;
         assert_eq!(whoami(&a).await.0, 200);
         tokio::time::sleep(Duration::from_millis(1100)).await;
+        // At once: B meets a kid it has not fetched.
         reqwest::Client::new()
-            .post(a.url("/rotate"))
+            .post(a.url("/rotate?now=true"))
             .send()
             .await
             .unwrap();
         assert_eq!(whoami(&a).await.0, expect, "cooldown {cooldown:?}");
     }
+}
+
+#[tokio::test]
+async fn service_a_rotation_overlap_publishes_first_and_signs_later() {
+    let (a, _b) = pair(
+        &["--rotation-overlap-secs", "2"],
+        &["--unknown-kid-cooldown-secs", "1"],
+    )
+    .await;
+    let (status, first, _) = call(&a, &format!("aud={B}&path=/whoami"), "").await;
+    assert_eq!(status, 200, "{first}");
+    let r: Value = reqwest::Client::new()
+        .post(a.url("/rotate"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let next = r["new_kid"].as_str().unwrap().to_owned();
+    assert_eq!(r["signing_kid"], first["kid"], "{r}");
+    assert_eq!(r["promotes_in_secs"], 2);
+    let jwks: Value = reqwest::get(a.url("/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == next.as_str()),
+        "the next key is published at once: {jwks}"
+    );
+    // A second rotation while one is under way is refused, not stacked.
+    let again = reqwest::Client::new()
+        .post(a.url("/rotate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let (_, still, _) = call(&a, &format!("aud={B}&path=/whoami"), "").await;
+    assert_eq!(
+        still["kid"], first["kid"],
+        "the old key signs until the overlap ends"
+    );
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let (status, after, _) = call(&a, &format!("aud={B}&path=/whoami"), "").await;
+    assert_eq!(
+        (status, after["kid"].as_str()),
+        (200, Some(next.as_str())),
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn service_a_call_errors_say_what_to_change() {
+    let (a, _b) = pair(&[], &[]).await;
+    for (query, says) in [
+        (
+            "aud=https://nobody.internal&path=/whoami",
+            "unknown audience",
+        ),
+        (&format!("aud={B}") as &str, "path is required"),
+        (&format!("aud={B}&path=whoami"), "must start with"),
+        (&format!("aud={B}&path=/whoami&bind=maybe"), "bind must be"),
+        (
+            &format!("aud={B}&path=/whoami&method=G%20T"),
+            "invalid method",
+        ),
+    ] {
+        let (status, body, _) = call(&a, query, "").await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(says),
+            "{query}: {body}"
+        );
+    }
+    // The obvious first call works: GET when there is no body, and aud may
+    // be left out when only one service is configured.
+    let (status, body, _) = call(&a, "path=/whoami", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], A);
 }
 
 #[tokio::test]

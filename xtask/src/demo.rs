@@ -216,9 +216,12 @@ struct Transcript {
 }
 
 impl Transcript {
+    /// One checked step: its title, the commands that ran (copy-pasteable,
+    /// exactly as sent), and what came back.
     fn step(&mut self, title: &str, ok: bool, detail: String) {
         self.steps += 1;
         let mark = if ok { "ok  " } else { "FAIL" };
+        let detail = detail.replace('\n', "\n       ");
         println!("[{mark}] {title}\n       {detail}");
         if !ok {
             self.failures += 1;
@@ -226,12 +229,31 @@ impl Transcript {
     }
 }
 
-fn short(text: &str, n: usize) -> String {
-    if text.len() <= n {
-        text.to_owned()
-    } else {
-        format!("{}…", &text[..n])
+/// The `curl` command that sends exactly what [`http`] sends.
+fn curl(method: &str, port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut line = format!("$ curl -s -X {method} 'http://127.0.0.1:{port}{path}'");
+    for (name, value) in headers {
+        // Tokens go through a shell variable set on the line before.
+        let value = match value.strip_prefix("Bearer ") {
+            Some(_) => "Bearer $TOKEN".to_owned(),
+            None => (*value).to_owned(),
+        };
+        line.push_str(&format!(" -H \"{name}: {value}\""));
     }
+    if !body.is_empty() {
+        line.push_str(&format!(" --data-raw '{body}'"));
+    }
+    line
+}
+
+/// `TOKEN=...` for a command that uses `$TOKEN`.
+fn token_line(authorization: &str) -> String {
+    format!(
+        "$ TOKEN='{}'",
+        authorization
+            .strip_prefix("Bearer ")
+            .unwrap_or(authorization)
+    )
 }
 
 fn fetches(b_port: u16) -> Result<u64, String> {
@@ -241,11 +263,10 @@ fn fetches(b_port: u16) -> Result<u64, String> {
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("building service-a, service-b and gateway ...");
+    eprintln!("demo: building service-a, service-b and gateway (cargo shows its progress)");
     let status = Command::new(&cargo)
         .args([
             "build",
-            "--quiet",
             "--package",
             "service-a",
             "--package",
@@ -288,6 +309,8 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             &format!("{C_AUD}={b_url}"),
         ])
         .arg("--danger-expose-tokens")
+        // A short overlap, so the rotation step need not wait five minutes.
+        .args(["--rotation-overlap-secs", "2"])
         .stdout(Stdio::null())
         .stderr(log("service-a.log")?)
         .spawn()
@@ -315,8 +338,17 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         .map_err(|e| format!("starting service-b: {e}"))?;
     services.0.push(("service-b", b));
 
-    println!("service-a ({A_ISS}) on 127.0.0.1:{a_port}, publishing /.well-known/jwks.json");
-    println!("service-b ({B_AUD}) on 127.0.0.1:{b_port}, trusting {A_ISS} by that JWKS");
+    println!("service-a ({A_ISS}) on 127.0.0.1:{a_port}, publishing /.well-known/jwks.json;");
+    println!(
+        "  it calls {B_AUD} and also {C_AUD} at service-b's URL (to show a token for the wrong audience),"
+    );
+    println!(
+        "  rotates with a 2 s overlap (--rotation-overlap-secs 2), and shows the tokens it sends (--danger-expose-tokens)"
+    );
+    println!("service-b ({B_AUD}) on 127.0.0.1:{b_port}, trusting {A_ISS} by that JWKS;");
+    println!(
+        "  it refetches a JWKS for an unknown kid after 1 s (--unknown-kid-cooldown-secs 1; the default is 30 s)"
+    );
     println!(
         "oidc-provider (panva's, via node) at {}, trusted by service-b by discovery",
         op.issuer
@@ -348,34 +380,39 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         steps: 0,
         failures: 0,
     };
-    let call = |query: &str, body: &str| http("POST", a_port, &format!("/call?{query}"), &[], body);
+    let call = |query: &str, body: &str| {
+        let path = format!("/call?{query}");
+        Ok::<_, String>((
+            curl("POST", a_port, &path, &[], body),
+            http("POST", a_port, &path, &[], body)?,
+        ))
+    };
 
     // 1. A calls B; B says who called.
-    let r = call(&format!("aud={B_AUD}&path=/whoami&method=GET"), "")?;
+    let (command, r) = call(&format!("aud={B_AUD}&path=/whoami"), "")?;
     let who = r.json();
     t.step(
-        "A calls B with a token for exactly B; B reports the verified caller",
+        "A calls B with a token for exactly B; B reports the verified caller (iss, sub, aud, kid)",
         r.status == 200
             && who["iss"] == A_ISS
             && who["sub"] == A_ISS
             && who["aud"] == B_AUD
             && who["kid"] == a_kid.as_str(),
         format!(
-            "POST /call?aud={B_AUD}&path=/whoami -> {} {}",
-            r.status,
-            short(&r.body, 160)
+            "{command}\n-> {} iss={} sub={} aud={} kid={}",
+            r.status, who["iss"], who["sub"], who["aud"], who["kid"]
         ),
     );
 
     // 2. A token for another audience.
-    let r = call(&format!("aud={C_AUD}&path=/whoami&method=GET"), "")?;
+    let (command, r) = call(&format!("aud={C_AUD}&path=/whoami"), "")?;
     t.step(
         "a token minted for another audience (c.internal) is refused by B",
         r.status == 401
             && r.header("www-authenticate")
                 .is_some_and(|h| h.contains("invalid_token")),
         format!(
-            "-> {} WWW-Authenticate: {}",
+            "{command}\n-> {} WWW-Authenticate: {}",
             r.status,
             r.header("www-authenticate").unwrap_or("-")
         ),
@@ -398,25 +435,23 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         "{input}.{}",
         b64::encode(forger.sign(input.as_bytes()).map_err(|e| e.to_string())?)
     );
-    let r = http(
-        "GET",
-        b_port,
-        "/whoami",
-        &[("authorization", &format!("Bearer {forged}"))],
-        "",
-    )?;
+    let bearer = format!("Bearer {forged}");
+    let headers = [("authorization", bearer.as_str())];
+    let r = http("GET", b_port, "/whoami", &headers, "")?;
     t.step(
         "a forged token (A's iss and kid, signed by another key) is refused",
         r.status == 401 && r.body.contains("signature"),
         format!(
-            "GET /whoami on B with the forgery -> {} {}",
+            "{}\n{}\n-> {} {}",
+            token_line(&bearer),
+            curl("GET", b_port, "/whoami", &headers, ""),
             r.status,
-            short(&r.body, 120)
+            r.body
         ),
     );
 
     // 4. A request-bound call, then the same token with another body.
-    let r = call(
+    let (command, r) = call(
         &format!("aud={B_AUD}&path=/echo&bind=true"),
         "transfer 10 EUR",
     )?;
@@ -425,48 +460,50 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         .unwrap_or("")
         .to_owned();
     t.step(
-        "a request-bound call (htm, htu, body_sha256) succeeds",
+        "a request-bound call (htm, htu, query_sha256, body_sha256) succeeds",
         r.status == 200 && r.body == "transfer 10 EUR" && !sent.is_empty(),
-        format!(
-            "POST /call?...&path=/echo&bind=true 'transfer 10 EUR' -> {} '{}'",
-            r.status, r.body
-        ),
+        format!("{command}\n-> {} '{}'", r.status, r.body),
     );
-    let r = http(
-        "POST",
-        b_port,
-        "/echo",
-        &[("authorization", &sent)],
-        "transfer 9999 EUR",
-    )?;
+    let headers = [("authorization", sent.as_str())];
+    let r = http("POST", b_port, "/echo", &headers, "transfer 9999 EUR")?;
     t.step(
         "the same bound token with a changed body is refused",
         r.status == 401 && r.body.contains("bound to another request"),
         format!(
-            "replayed to B with 'transfer 9999 EUR' -> {} {}",
+            "{}\n{}\n-> {} {}",
+            token_line(&sent),
+            curl("POST", b_port, "/echo", &headers, "transfer 9999 EUR"),
             r.status,
-            short(&r.body, 120)
+            r.body
         ),
     );
 
-    // 5. Rotation: the next call carries the new kid; B fetches A's JWKS once.
+    // 5. Rotation: the next key is published first and signs after the
+    // overlap; the next call carries it, and B fetches A's JWKS once.
     std::thread::sleep(Duration::from_millis(1100)); // past B's unknown-kid cooldown
     let before = fetches(b_port)?;
+    let rotate = curl("POST", a_port, "/rotate", &[], "");
     let rotated = http("POST", a_port, "/rotate", &[], "")?.json();
     let new_kid = rotated["new_kid"].as_str().unwrap_or("").to_owned();
-    let r = call(&format!("aud={B_AUD}&path=/whoami&method=GET"), "")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && http("GET", a_port, "/healthz", &[], "")?.json()["kid"] != new_kid.as_str()
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (command, r) = call(&format!("aud={B_AUD}&path=/whoami"), "")?;
     let after = fetches(b_port)?;
     t.step(
-        "A rotates its key; the next call succeeds with the new kid, B fetched A's JWKS once",
+        "A rotates its key: published first, signing 2 s later; the next call succeeds with the new kid, B fetched A's JWKS once",
         r.status == 200
             && r.json()["kid"] == new_kid.as_str()
             && new_kid != a_kid
             && after == before + 1,
         format!(
-            "kid {} -> {}; call -> {}; B's JWKS fetches {before} -> {after}",
-            short(&a_kid, 12),
-            short(&new_kid, 12),
-            r.status
+            "{rotate}\n-> {}\n(2 s later) {command}\n-> {} kid={}; B's JWKS fetches {before} -> {after}",
+            rotated["message"].as_str().unwrap_or("-"),
+            r.status,
+            r.json()["kid"],
         ),
     );
 
@@ -489,6 +526,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     let opaque = r.json()["access_token"].as_str().unwrap_or("").to_owned();
     let bearer = format!("Bearer {opaque}");
     let direct = http("GET", b_port, "/whoami", &[("authorization", &bearer)], "")?;
+    let via_gateway = curl("GET", g_port, "/whoami", &[("authorization", &bearer)], "");
     let r = http("GET", g_port, "/whoami", &[("authorization", &bearer)], "")?;
     let who = r.json();
     let again = http("GET", g_port, "/whoami", &[("authorization", &bearer)], "")?;
@@ -506,12 +544,12 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             && again.status == 200
             && exchanges == 1,
         format!(
-            "opaque token {} -> B directly: {}; via the gateway: {} sub={} act={}; exchanges after 2 calls: {exchanges}",
-            short(&opaque, 12),
-            direct.status,
+            "{}\n{via_gateway}\n-> {} sub={} act={}; straight to B: {}; exchanges after 2 calls: {exchanges}",
+            token_line(&bearer),
             r.status,
             who["sub"],
-            who["claims"]["act"]
+            who["claims"]["act"],
+            direct.status,
         ),
     );
 

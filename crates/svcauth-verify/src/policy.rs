@@ -334,6 +334,7 @@ impl VerifierBuilder {
             replay,
             revocation: self.revocation,
             metrics: Metrics::new(),
+            rejection_log: Default::default(),
             clock: self.clock,
         }))
     }

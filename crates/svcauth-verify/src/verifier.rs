@@ -50,7 +50,36 @@ pub(crate) struct Inner {
     pub(crate) replay: Option<Arc<dyn ReplayStore>>,
     pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
     pub(crate) metrics: Metrics,
+    pub(crate) rejection_log: RejectionLog,
     pub(crate) clock: SharedClock,
+}
+
+/// When each rejection reason was last logged at `info`, and how many
+/// rejections for it went unlogged since.
+#[derive(Default)]
+pub(crate) struct RejectionLog {
+    last: [std::sync::atomic::AtomicU64; ErrorKind::ALL.len()],
+    unlogged: [std::sync::atomic::AtomicU64; ErrorKind::ALL.len()],
+}
+
+impl RejectionLog {
+    /// `Some(unlogged since the last line)` if `kind` may be logged at
+    /// `now` (seconds), else `None` (and the rejection is counted).
+    fn due(&self, kind: ErrorKind, now: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let i = ErrorKind::ALL.iter().position(|k| *k == kind)?;
+        let last = self.last[i].load(Relaxed);
+        if now > last
+            && self.last[i]
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            Some(self.unlogged[i].swap(0, Relaxed))
+        } else {
+            self.unlogged[i].fetch_add(1, Relaxed);
+            None
+        }
+    }
 }
 
 /// Verifies service tokens. Cheap to clone; clones share the key sources,
@@ -168,9 +197,25 @@ impl Verifier {
         }
     }
 
+    /// Counts a rejection and logs it: at `info`, at most once a second
+    /// per reason (with the number not logged since), so that a flood of
+    /// bad tokens cannot flood the logs; every one at `debug`. The token is
+    /// never logged.
     pub(crate) fn reject(&self, error: &VerifyError) {
-        self.inner.metrics.rejected(error.kind());
-        tracing::debug!(reason = error.kind().as_str(), "token rejected");
+        let kind = error.kind();
+        self.inner.metrics.rejected(kind);
+        match self
+            .inner
+            .rejection_log
+            .due(kind, self.inner.clock.now_secs())
+        {
+            Some(suppressed) => tracing::info!(
+                reason = kind.as_str(),
+                not_logged_since = suppressed,
+                "token rejected"
+            ),
+            None => tracing::debug!(reason = kind.as_str(), "token rejected"),
+        }
     }
 
     /// The fast path: a token verified before, still valid, under the same

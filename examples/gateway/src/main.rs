@@ -42,9 +42,23 @@ use svcauth_sign::{BaseUrl, ClientAuth, StsClient};
 /// Largest request or response body forwarded: 10 MiB.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
+/// The routes, for `--help`.
+const ROUTES: &str = "\
+Routes:
+  GET  /healthz   the gateway's counters (no token needed)
+  *    /*         with token exchange: the opaque token is swapped for a JWT
+                  and the request forwarded to --upstream + its path
+  GET  /whoami    with --introspection-endpoint: what introspection said
+
+Example:
+  gateway --upstream http://127.0.0.1:8082 --token-endpoint https://as.example/token \\
+          --client-id gateway --client-key gateway.pem --audience https://b.internal
+  curl -s -H \"authorization: Bearer $OPAQUE_TOKEN\" http://127.0.0.1:8080/whoami
+";
+
 /// Command-line flags (each also read from a `GATEWAY_*` environment variable).
 #[derive(Debug, Parser)]
-#[command(name = "gateway", version, about)]
+#[command(name = "gateway", version, about, after_help = ROUTES)]
 #[command(group(clap::ArgGroup::new("client_auth").required(true).args(["client_key", "client_secret_file"])))]
 struct Args {
     /// Address to listen on.
@@ -437,6 +451,7 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -9,7 +9,7 @@
 //!           --call https://b.internal=http://127.0.0.1:8082
 //!
 //! curl -s http://127.0.0.1:8081/.well-known/jwks.json
-//! curl -s -X POST 'http://127.0.0.1:8081/call?aud=https://b.internal&path=/whoami&method=GET'
+//! curl -s -X POST 'http://127.0.0.1:8081/call?aud=https://b.internal&path=/whoami'
 //! curl -s -X POST 'http://127.0.0.1:8081/call?aud=https://b.internal&path=/echo&bind=true' -d hello
 //! curl -s -X POST http://127.0.0.1:8081/rotate
 //! ```
@@ -33,9 +33,31 @@ use svcauth_core::Algorithm;
 use svcauth_jwks::{JwksService, KeyRing, SigningKey};
 use svcauth_sign::{BaseUrl, BindRequest, SelfSigned, Signer, TargetAudience};
 
+/// The routes, for `--help`.
+const ROUTES: &str = "\
+Routes:
+  GET  /.well-known/jwks.json   the public keys (current, next and retiring)
+  POST /call?aud=AUD&path=/P[&method=M][&bind=true]
+                                call the service mapped to AUD (see --call) at
+                                its URL + /P, with a token for exactly AUD; the
+                                request body is sent on. method: GET when the
+                                body is empty, else POST. bind=true: a token
+                                bound to this one request. aud may be left out
+                                when only one service is configured.
+  POST /rotate                  publish a new key now, sign with it after
+                                --rotation-overlap-secs (loopback only)
+  POST /rotate?now=true         rotate at once: verifiers may refuse the new
+                                key until they refetch (their cooldown)
+  GET  /healthz                 signing kid, published kids, signer counters
+
+Example:
+  service-a --issuer https://a.internal --call https://b.internal=http://127.0.0.1:8082
+  curl -s -X POST 'http://127.0.0.1:8081/call?aud=https://b.internal&path=/whoami'
+";
+
 /// The caller of the svcauth example pair.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, after_help = ROUTES)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "SERVICE_A_LISTEN", default_value = "127.0.0.1:8081")]
@@ -55,14 +77,24 @@ struct Args {
     #[arg(long, env = "SERVICE_A_KEY", value_name = "PEM_FILE")]
     key: Option<PathBuf>,
     /// Signing algorithm.
-    #[arg(long, env = "SERVICE_A_ALG", default_value = "EdDSA")]
-    alg: Algorithm,
+    #[arg(
+        long,
+        env = "SERVICE_A_ALG",
+        default_value = "EdDSA",
+        value_parser = ["EdDSA", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+    )]
+    alg: String,
     /// Token lifetime in seconds (at most 3600).
     #[arg(long, env = "SERVICE_A_LIFETIME_SECS", default_value_t = 300)]
     lifetime_secs: u64,
     /// `max-age` of the published JWKS, in seconds.
     #[arg(long, env = "SERVICE_A_JWKS_MAX_AGE_SECS", default_value_t = 300)]
     jwks_max_age_secs: u64,
+    /// How long `POST /rotate` publishes the next key before signing with
+    /// it, in seconds; default: the JWKS max-age, so that every verifier's
+    /// cached set holds the key before any token needs it.
+    #[arg(long, env = "SERVICE_A_ROTATION_OVERLAP_SECS", value_name = "SECS")]
+    rotation_overlap_secs: Option<u64>,
     /// Accept POST /rotate from any address, not only loopback.
     #[arg(long, env = "SERVICE_A_ALLOW_REMOTE_ROTATE")]
     allow_remote_rotate: bool,
@@ -83,18 +115,20 @@ struct AppState {
     calls: Arc<HashMap<String, BaseUrl>>,
     alg: Algorithm,
     lifetime: Duration,
+    rotation_overlap: Duration,
     allow_remote_rotate: bool,
     expose_tokens: bool,
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    let alg: Algorithm = args.alg.parse().map_err(|e| format!("--alg: {e}"))?;
     let key = match &args.key {
         Some(path) => {
-            SigningKey::from_pem_file(path, Some(args.alg)).map_err(|e| format!("--key: {e}"))?
+            SigningKey::from_pem_file(path, Some(alg)).map_err(|e| format!("--key: {e}"))?
         }
-        None => SigningKey::generate(args.alg).map_err(|e| e.to_string())?,
+        None => SigningKey::generate(alg).map_err(|e| e.to_string())?,
     };
-    tracing::info!(kid = key.kid(), alg = %args.alg, generated = args.key.is_none(), "signing key loaded");
+    tracing::info!(kid = key.kid(), alg = %alg, generated = args.key.is_none(), "signing key loaded");
     let ring = KeyRing::new(key);
     let lifetime = Duration::from_secs(args.lifetime_secs);
     let source = SelfSigned::new(&args.issuer, ring.clone())
@@ -128,8 +162,11 @@ async fn run(args: Args) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())?,
         calls: Arc::new(calls),
-        alg: args.alg,
+        alg,
         lifetime,
+        rotation_overlap: Duration::from_secs(
+            args.rotation_overlap_secs.unwrap_or(args.jwks_max_age_secs),
+        ),
         allow_remote_rotate: args.allow_remote_rotate,
         expose_tokens: args.danger_expose_tokens,
     };
@@ -157,11 +194,12 @@ async fn run(args: Args) -> Result<(), String> {
 
 #[derive(Deserialize)]
 struct CallQuery {
-    aud: String,
     #[serde(default)]
-    bind: bool,
+    aud: Option<String>,
     #[serde(default)]
-    path: String,
+    bind: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
     #[serde(default)]
     method: Option<String>,
 }
@@ -174,34 +212,81 @@ fn error(status: StatusCode, message: String) -> Response {
 /// and answers with its status and body.
 async fn call(
     State(state): State<AppState>,
-    Query(q): Query<CallQuery>,
+    query: Result<Query<CallQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(base) = state.calls.get(&q.aud) else {
-        let known: Vec<&String> = state.calls.keys().collect();
+    let Ok(Query(q)) = query else {
         return error(
             StatusCode::BAD_REQUEST,
-            format!("unknown audience {:?}; configured: {known:?}", q.aud),
+            "unreadable query; expected /call?aud=AUD&path=/P[&method=M][&bind=true]".into(),
         );
     };
+    let known = || {
+        let mut known: Vec<&str> = state.calls.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        known.join(", ")
+    };
+    let aud = match (&q.aud, state.calls.len()) {
+        (Some(aud), _) => aud.clone(),
+        (None, 1) => state.calls.keys().next().cloned().unwrap_or_default(),
+        (None, _) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("aud is required: one of {}", known()),
+            );
+        }
+    };
+    let Some(base) = state.calls.get(&aud) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown audience {aud:?}; configured with --call: {}",
+                known()
+            ),
+        );
+    };
+    let Some(path) = q.path.as_deref() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "path is required: the path to call at the audience's URL, for example path=/whoami"
+                .into(),
+        );
+    };
+    let bind = match q.bind.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bind must be true or false, not {other:?}"),
+            );
+        }
+    };
+    let default_method = if body.is_empty() { "GET" } else { "POST" };
     let method = match q
         .method
         .as_deref()
-        .unwrap_or("POST")
+        .unwrap_or(default_method)
+        .to_ascii_uppercase()
         .parse::<reqwest::Method>()
     {
         Ok(m) => m,
-        Err(_) => return error(StatusCode::BAD_REQUEST, "invalid method".into()),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid method {:?}", q.method.unwrap_or_default()),
+            );
+        }
     };
     // The URL is the configured base plus a checked path: never a string
     // joined from request input.
-    let url = match base.join(&q.path) {
+    let url = match base.join(path) {
         Ok(url) => url,
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("path {:?} refused: {e}", q.path),
+                format!("path {path:?} refused: {e}"),
             );
         }
     };
@@ -210,11 +295,12 @@ async fn call(
         request = request.header(header::CONTENT_TYPE, ct);
     }
     let mut options = http::Extensions::new();
-    options.insert(TargetAudience(q.aud.clone()));
-    options.insert(BindRequest(q.bind));
+    options.insert(TargetAudience(aud.clone()));
+    options.insert(BindRequest(bind));
     let request = match state.signer.sign_with(request, &options).await {
         Ok(r) => r,
         Err(e) => {
+            tracing::warn!(aud = %aud, error = %e, "could not sign a call");
             return error(
                 StatusCode::BAD_GATEWAY,
                 format!("could not sign the call: {e}"),
@@ -229,7 +315,10 @@ async fn call(
     let sent = request.headers().get(header::AUTHORIZATION).cloned();
     let response = match client.execute(request).await {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("call failed: {e}")),
+        Err(e) => {
+            tracing::warn!(aud = %aud, error = %e, "call failed");
+            return error(StatusCode::BAD_GATEWAY, format!("call failed: {e}"));
+        }
     };
     let status =
         StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -253,11 +342,21 @@ async fn call(
     (status, out, body).into_response()
 }
 
-/// Rotates the signing key: the new key signs from now on, the old one stays
-/// published as long as its tokens live.
+#[derive(Deserialize)]
+struct RotateQuery {
+    #[serde(default)]
+    now: Option<String>,
+}
+
+/// Rotates the signing key the safe way: the next key is published at
+/// once and signs only after the overlap, when every verifier's cached key
+/// set holds it. With `?now=true`, at once (verifiers then meet a kid they
+/// have not fetched yet, and refuse it until their unknown-kid cooldown
+/// lets them refetch).
 async fn rotate(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<RotateQuery>,
 ) -> Response {
     if !rotate_allowed(peer, state.allow_remote_rotate) {
         return error(
@@ -265,24 +364,68 @@ async fn rotate(
             "rotation is accepted from loopback only".into(),
         );
     }
-    let old = state.ring.signing_key().kid().to_owned();
+    let now = matches!(q.now.as_deref(), Some("true" | "1"));
+    let ring_state = state.ring.state();
+    let old = ring_state.current().kid().to_owned();
+    if let Some(next) = ring_state.next() {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "a rotation is under way: {} is published and signs soon",
+                next.kid()
+            ),
+        );
+    }
     let key = match SigningKey::generate(state.alg) {
         Ok(k) => k,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    // Keep the old key published while tokens it signed can still be presented.
-    if let Err(e) = state
-        .ring
-        .rotate(key, state.lifetime + Duration::from_secs(60))
-    {
+    let new = key.kid().to_owned();
+    // The old key stays published while tokens it signed can be presented.
+    let retire_for = state.lifetime + Duration::from_secs(60);
+    if now {
+        if let Err(e) = state.ring.rotate(key, retire_for) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+        state.signer.clear_cache();
+        tracing::info!(old = %old, new = %new, "signing key rotated at once");
+        return Json(json!({
+            "old_kid": old,
+            "new_kid": new,
+            "signing_kid": new,
+            "published": state.ring.state().published_kids(),
+            "message": "the new key signs now; verifiers that have not fetched it yet refuse its tokens until their unknown-kid cooldown lets them refetch",
+        }))
+        .into_response();
+    }
+    if let Err(e) = state.ring.add_next(key) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
-    state.signer.clear_cache();
-    let new = state.ring.signing_key().kid().to_owned();
-    tracing::info!(old = %old, new = %new, "signing key rotated");
-    Json(
-        json!({ "old_kid": old, "new_kid": new, "published": state.ring.state().published_kids() }),
-    )
+    let overlap = state.rotation_overlap;
+    let (ring, signer) = (state.ring.clone(), state.signer.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(overlap).await;
+        match ring.promote_next(retire_for) {
+            Ok(()) => {
+                signer.clear_cache();
+                tracing::info!(kid = %ring.signing_key().kid(), "next key promoted: it signs from now on");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not promote the next key"),
+        }
+    });
+    tracing::info!(old = %old, next = %new, overlap_secs = overlap.as_secs(), "next key published");
+    Json(json!({
+        "old_kid": old,
+        "new_kid": new,
+        "signing_kid": old,
+        "promotes_in_secs": overlap.as_secs(),
+        "published": state.ring.state().published_kids(),
+        "message": format!(
+            "{new} is published now and signs in {} s, once every verifier's cached key set holds it; {old} stays published {} s after that",
+            overlap.as_secs(),
+            retire_for.as_secs()
+        ),
+    }))
     .into_response()
 }
 
@@ -302,6 +445,7 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

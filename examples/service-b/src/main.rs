@@ -31,8 +31,23 @@ use svcauth_jwks::KeySource;
 use svcauth_verify::{Caller, Verifier, VerifyLayer};
 
 /// The callee of the svcauth example pair.
+/// The routes, for `--help`.
+const ROUTES: &str = "\
+Routes:
+  GET  /whoami    who called: the verified iss, sub, aud, kid and all claims
+  POST /echo      the body back; a request-bound token is checked against the
+                  request (method, URL, query, body) and accepted once
+  GET  /healthz   readiness; to loopback callers also each issuer's key source
+                  and the verifier's counters (no token needed)
+
+Example:
+  service-b --audience https://b.internal \\
+            --trust https://a.internal=http://127.0.0.1:8081/.well-known/jwks.json
+  curl -s http://127.0.0.1:8082/healthz
+";
+
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, after_help = ROUTES)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "SERVICE_B_LISTEN", default_value = "127.0.0.1:8082")]
@@ -182,6 +197,13 @@ async fn run(args: Args) -> Result<(), String> {
         .route("/echo", post(echo))
         .layer(layer)
         .route("/healthz", get(healthz))
+        .fallback(|| async { not_here(axum::http::StatusCode::NOT_FOUND, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            not_here(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+            )
+        })
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -196,6 +218,19 @@ async fn run(args: Args) -> Result<(), String> {
     })
     .await
     .map_err(|e| e.to_string())
+}
+
+/// A 404 or 405 that says what is here.
+fn not_here(
+    status: axum::http::StatusCode,
+    what: &str,
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+    (
+        status,
+        Json(json!({
+            "error": format!("{what}; routes: GET /whoami, POST /echo (behind the verifying layer), GET /healthz"),
+        })),
+    )
 }
 
 /// Who called: the verified claims.
@@ -243,6 +278,7 @@ async fn healthz(
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -407,7 +407,11 @@ impl KeySource {
                     .discovered
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = None;
-                tracing::warn!(origin = %self.inner.origin, %error, "JWKS fetch failed; keeping the last good key set");
+                if self.inner.state.load().loaded {
+                    tracing::warn!(origin = %self.inner.origin, %error, "JWKS fetch failed; keeping the last good key set");
+                } else {
+                    tracing::warn!(origin = %self.inner.origin, %error, "JWKS fetch failed; no keys yet, will retry");
+                }
             }
         }
         result
