@@ -747,6 +747,10 @@ fn redis_server() -> Option<(Child, u16)> {
     Some((child, port))
 }
 
+#[cfg_attr(
+    svcauth_peer_missing_redis,
+    ignore = "needs redis-server; cargo xtask test installs it"
+)]
 #[tokio::test]
 async fn service_b_redis_shares_replay_state_between_replicas() {
     let Some((mut redis, redis_port)) = redis_server() else {

@@ -16,9 +16,9 @@ fn the_demo_shows_every_step_working() {
         "A calls B with a token for exactly B",
         "a token minted for another audience (c.internal) is refused",
         "a forged token",
-        "a request-bound call (htm, htu, body_sha256) succeeds",
+        "a request-bound call (htm, htu, query_sha256, body_sha256) succeeds",
         "the same bound token with a changed body is refused",
-        "A rotates its key; the next call succeeds with the new kid, B fetched A's JWKS once",
+        "A rotates its key: published first, signing 2 s later; the next call succeeds with the new kid, B fetched A's JWKS once",
         "an opaque token at the gateway is exchanged once; B sees sub = the client, act = the gateway",
     ] {
         assert!(
@@ -27,6 +27,11 @@ fn the_demo_shows_every_step_working() {
         );
     }
     assert!(!stdout.contains("[FAIL]"), "{stdout}");
+    // Each step shows the command it ran, as a curl line to copy.
+    assert!(
+        stdout.matches("\n       $ curl -s -X ").count() >= 8,
+        "{stdout}"
+    );
     assert!(
         stdout.contains("demo: all 7 steps behaved as described"),
         "{stdout}"

@@ -120,6 +120,10 @@ fn counting() -> (Router, Arc<AtomicU64>) {
     (app, reached)
 }
 
+#[cfg_attr(
+    svcauth_peer_missing_node_oidc,
+    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opaque_token_goes_in_and_service_b_accepts_the_exchanged_jwt() {
     let Some(s) = setup() else { return };
@@ -154,6 +158,10 @@ async fn an_opaque_token_goes_in_and_service_b_accepts_the_exchanged_jwt() {
     assert_eq!(claims["act"]["sub"], "gateway-secret");
 }
 
+#[cfg_attr(
+    svcauth_peer_missing_node_oidc,
+    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_headers_from_the_client_never_reach_the_inside() {
     let Some(s) = setup() else { return };
@@ -201,6 +209,10 @@ async fn identity_headers_from_the_client_never_reach_the_inside() {
     }
 }
 
+#[cfg_attr(
+    svcauth_peer_missing_node_oidc,
+    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_with_one_reference_token_cause_one_exchange() {
     let Some(s) = setup() else { return };
@@ -223,6 +235,10 @@ async fn a_thousand_requests_with_one_reference_token_cause_one_exchange() {
     assert!(m.exchange_latency_mean().is_some());
 }
 
+#[cfg_attr(
+    svcauth_peer_missing_node_oidc,
+    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_random_tokens_cost_the_provider_at_most_the_miss_burst() {
     let Some(s) = setup() else { return };
@@ -278,6 +294,10 @@ async fn a_thousand_random_tokens_cost_the_provider_at_most_the_miss_burst() {
     assert_eq!(s.op.counts().await["token_exchange"], exchanges + 5);
 }
 
+#[cfg_attr(
+    svcauth_peer_missing_node_oidc,
+    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_at_the_provider_stops_working_when_its_entry_ends() {
     let Some(s) = setup() else { return };
@@ -309,6 +329,10 @@ async fn a_token_revoked_at_the_provider_stops_working_when_its_entry_ends() {
     assert_eq!(s.op.counts().await["token_exchange"], 2);
 }
 
+#[cfg_attr(
+    svcauth_peer_missing_node_oidc,
+    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_down_answers_503_with_retry_after_and_forwards_nothing() {
     let Some(mut s) = setup() else { return };
@@ -332,6 +356,10 @@ async fn provider_down_answers_503_with_retry_after_and_forwards_nothing() {
     assert_eq!(send(&edge, request(&cached)).await.0, 200);
 }
 
+#[cfg_attr(
+    svcauth_peer_missing_node_oidc,
+    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jwt_at_the_edge_is_refused_by_default_and_passed_through_on_request() {
     let Some(s) = setup() else { return };
@@ -371,6 +399,10 @@ async fn a_jwt_at_the_edge_is_refused_by_default_and_passed_through_on_request()
     assert_eq!(s.op.counts().await["token_exchange"], 0);
 }
 
+#[cfg_attr(
+    svcauth_peer_missing_node_oidc,
+    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_mode_validates_and_puts_the_claims_in_the_extensions() {
     let Some(s) = setup() else { return };

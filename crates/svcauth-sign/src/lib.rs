@@ -9,7 +9,7 @@
 //!   and [`TokenExchange`] at an STS.
 //! * [`SignLayer`]: a tower layer for `http::Request` clients (hyper-util,
 //!   tonic) and for `reqwest::Client`; [`Signer::sign`] for a reqwest
-//!   `RequestBuilder`; [`SignMiddleware`] for reqwest-middleware (feature
+//!   `RequestBuilder`; `SignMiddleware` for reqwest-middleware (feature
 //!   `reqwest-middleware`).
 //! * Bound mode ([`SignerBuilder::bound_audience`], [`BindRequest`]): a
 //!   fresh token per request carrying `htm`, `htu` and `body_sha256`.
