@@ -7,11 +7,15 @@
 //! * [`OidcProvider`]: panva's `oidc-provider` (tests/peers/oidc_provider.mjs)
 //!   on a free loopback port, stopped when dropped.
 //! * [`example_binaries`]: the example binaries, built once per test binary.
+//! * [`RedisServer`]: redis-server on a free loopback port, killed on drop.
+//! * [`run_test_in_child`]: one test of the running test binary, in a child
+//!   process with its own environment variables.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -26,6 +30,125 @@ pub fn root() -> PathBuf {
 /// `tests/peers`, where the node and Python peers live.
 pub fn peers_dir() -> PathBuf {
     root().join("tests").join("peers")
+}
+
+/// Runs the test `name` of the current test binary in a child process with
+/// `set` added to and `remove` taken from its environment, and returns
+/// whether it passed, with its output. Environment variables are
+/// process-wide (and `std::env::set_var` is unsafe in Rust 2024), so a test
+/// of behaviour under, say, `HTTP_PROXY` runs its check this way; the child
+/// tells itself apart by a variable in `set`.
+pub fn run_test_in_child(name: &str, set: &[(&str, &str)], remove: &[&str]) -> (bool, String) {
+    let mut command = Command::new(std::env::current_exe().expect("a test binary"));
+    command.args([name, "--exact", "--nocapture", "--include-ignored"]);
+    for var in remove {
+        command.env_remove(var);
+    }
+    command.envs(set.iter().copied());
+    let output = command.output().expect("the test binary runs again");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let passed = output.status.success() && stdout.contains("1 passed");
+    (
+        passed,
+        format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)),
+    )
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a loopback port is free")
+        .port()
+}
+
+/// A redis-server child process with an append-only file, killed on drop.
+pub struct RedisServer {
+    child: Child,
+    /// The port it listens on (kept across restarts).
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts redis-server, or returns `None` (after saying why) when it is
+    /// not installed and peers are not required.
+    pub fn start() -> Option<RedisServer> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return skip_or_fail("redis-server (cargo xtask test installs it)");
+        }
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("svcauth-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+        Some(Self::spawn(port, dir))
+    }
+
+    fn spawn(port: u16, dir: PathBuf) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                &dir.to_string_lossy(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer { child, port, dir }
+    }
+
+    /// `redis://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server (connections fail until [`restart`](Self::restart)).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        *self = Self::spawn(self.port, self.dir.clone());
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`, ...) to the server.
+    pub fn signal(&self, signal: &str) {
+        Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("redis-server runs");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The directory holding `service-a`, `service-b` and `gateway`, built

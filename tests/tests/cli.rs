@@ -2,7 +2,6 @@
 //! exercised on the real binaries, started as processes on loopback.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,13 +17,7 @@ fn binaries() -> &'static PathBuf {
     svcauth_tests::example_binaries()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use svcauth_tests::free_port;
 
 /// A running service, killed on drop.
 struct Proc {
@@ -706,57 +699,16 @@ async fn service_b_public_base_url_and_max_body_bytes() {
     assert_eq!(bound(&a, &"x".repeat(2000)).await, 413);
 }
 
-/// `redis-server` on a free port, or `None` when it is missing and peers are
-/// not required (`cargo xtask test` requires them).
-fn redis_server() -> Option<(Child, u16)> {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("SVCAUTH_REQUIRE_PEERS").is_none(),
-            "redis-server is not installed"
-        );
-        eprintln!(
-            "SKIPPED peer test: redis-server is not installed (cargo xtask test installs it)"
-        );
-        return None;
-    }
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some((child, port))
-}
-
 #[cfg_attr(
     svcauth_peer_missing_redis,
     ignore = "needs redis-server; cargo xtask test installs it"
 )]
 #[tokio::test]
 async fn service_b_redis_shares_replay_state_between_replicas() {
-    let Some((mut redis, redis_port)) = redis_server() else {
+    let Some(redis) = svcauth_tests::RedisServer::start() else {
         return;
     };
-    let redis_url = format!("redis://127.0.0.1:{redis_port}/");
+    let redis_url = redis.url();
     // Replica 1 is the one A calls; replica 2 sits behind the same public URL.
     let (a, b1) = pair(&["--danger-expose-tokens"], &["--redis", &redis_url]).await;
     let jwks = format!("{A}={}", a.url("/.well-known/jwks.json"));
@@ -822,6 +774,5 @@ async fn service_b_redis_shares_replay_state_between_replicas() {
         200,
         "without --redis each replica remembers alone"
     );
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
 }

@@ -29,7 +29,7 @@ fn the_demo_shows_every_step_working() {
     assert!(!stdout.contains("[FAIL]"), "{stdout}");
     // Each step shows the command it ran, as a curl line to copy.
     assert!(
-        stdout.matches("\n       $ curl -s -X ").count() >= 8,
+        stdout.matches("\n       $ curl -s -X ").count() >= 7,
         "{stdout}"
     );
     assert!(

@@ -3,9 +3,6 @@
 //! with `SVCAUTH_REQUIRE_PEERS=1` (set by `cargo xtask test`) that is a failure.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,104 +14,12 @@ use serde_json::json;
 use svcauth_core::{Algorithm, Clock, RequestBinding, SystemClock};
 use svcauth_jwks::{KeySet, KeySource, SigningKey};
 use svcauth_redis::{RedisConfig, RedisStores};
+use svcauth_tests::RedisServer;
 use svcauth_verify::{ErrorKind, RequestTarget, Verifier, VerifyError, VerifyLayer};
 use tower::ServiceExt;
 
 const AUD: &str = "https://b.internal";
 const ISS: &str = "https://a.internal";
-
-/// A redis-server child process with an append-only file, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl RedisServer {
-    /// Starts redis-server, or returns `None` (after saying why) when it is
-    /// not installed and peers are not required.
-    fn start() -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            let why = "redis-server is not installed (cargo xtask test installs it)";
-            if std::env::var_os("SVCAUTH_REQUIRE_PEERS").is_some() {
-                panic!("{why}");
-            }
-            eprintln!("SKIPPED peer test: {why}");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("svcauth-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Some(Self::spawn(port, dir))
-    }
-
-    fn spawn(port: u16, dir: PathBuf) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                dir.to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        RedisServer { child, port, dir }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        *self = Self::spawn(self.port, self.dir.clone());
-    }
-
-    fn signal(&self, signal: &str) {
-        Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 struct Peer {
     key: SigningKey,
@@ -459,22 +364,24 @@ async fn held_back_requests(
     responses.join_all().await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bound_request_finished_after_exp_is_refused_with_the_memory_store() {
+/// For a replay store made by `store` (given the test's clock): the held-back
+/// request is used exactly once when it ends in time, and never when its
+/// last byte comes after `exp` + leeway.
+async fn held_back_case<F>(store: impl Fn(svcauth_core::SharedClock) -> F)
+where
+    F: std::future::Future<Output = Arc<dyn svcauth_verify::ReplayStore>>,
+{
     let peer = peer();
     for expire in [false, true] {
         let clock = svcauth_core::ManualClock::starting_now();
         let shared: svcauth_core::SharedClock = Arc::new(clock.clone());
         let verifier = Verifier::builder(AUD)
             .trust(ISS, peer.keys.clone())
-            .replay_store(Arc::new(svcauth_verify::MemoryReplayStore::new(
-                1000,
-                shared.clone(),
-            )))
+            .replay_store(store(shared.clone()).await)
             .clock(shared)
             .build()
             .unwrap();
-        let token = bound(&peer, &format!("held-{expire}"));
+        let token = bound(&peer, &format!("held-{expire}-{}", prefix()));
         let statuses = held_back_requests(verifier.clone(), &clock, &token, expire).await;
         let accepted = statuses.iter().filter(|s| **s == StatusCode::OK).count();
         if expire {
@@ -486,6 +393,15 @@ async fn a_bound_request_finished_after_exp_is_refused_with_the_memory_store() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_request_finished_after_exp_is_refused_with_the_memory_store() {
+    held_back_case(|clock| async move {
+        Arc::new(svcauth_verify::MemoryReplayStore::new(1000, clock))
+            as Arc<dyn svcauth_verify::ReplayStore>
+    })
+    .await;
+}
+
 #[cfg_attr(
     svcauth_peer_missing_redis,
     ignore = "needs redis-server; cargo xtask test installs it"
@@ -495,29 +411,15 @@ async fn a_bound_request_finished_after_exp_is_refused_with_the_redis_store() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let peer = peer();
-    for expire in [false, true] {
-        let clock = svcauth_core::ManualClock::starting_now();
-        let shared: svcauth_core::SharedClock = Arc::new(clock.clone());
+    held_back_case(|clock| {
         let config = RedisConfig::new(&redis.url())
             .prefix(&prefix())
             .timeout(RELAXED)
-            .clock(shared.clone());
-        let stores = RedisStores::connect(config).await.unwrap();
-        let verifier = Verifier::builder(AUD)
-            .trust(ISS, peer.keys.clone())
-            .replay_store(Arc::new(stores.replay()))
-            .clock(shared)
-            .build()
-            .unwrap();
-        let token = bound(&peer, &format!("held-redis-{expire}"));
-        let statuses = held_back_requests(verifier.clone(), &clock, &token, expire).await;
-        let accepted = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-        if expire {
-            assert_eq!(accepted, 0, "{statuses:?}");
-            assert_eq!(verifier.metrics().rejected["expired"], 4);
-        } else {
-            assert_eq!(accepted, 1, "in time, exactly one use: {statuses:?}");
+            .clock(clock);
+        async move {
+            Arc::new(RedisStores::connect(config).await.unwrap().replay())
+                as Arc<dyn svcauth_verify::ReplayStore>
         }
-    }
+    })
+    .await;
 }

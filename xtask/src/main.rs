@@ -1,4 +1,5 @@
-//! Project chores: `cargo xtask test`, `cargo xtask keygen`, `cargo xtask demo`.
+//! Project chores: `cargo xtask test`, `cargo xtask keygen`, `cargo xtask demo`,
+//! `cargo xtask bench`.
 //!
 //! One binary, one module per task; cargo is run through `$CARGO` from the
 //! workspace root.
@@ -16,10 +17,12 @@ usage: cargo xtask <task>
 
 tasks:
   test                          formatting check, clippy -D warnings, all tests, doc tests
+                                (installs redis-server, PyJWT and the node peers when missing)
   keygen [--alg ALG] [--out FILE] [--force]
                                 write a new PKCS#8 private key PEM (default: EdDSA, to stdout)
                                 and print its public JWK and kid
-  demo                          start service-a and service-b on loopback and show them at work
+  demo                          start service-a, service-b, an OpenID Provider (node) and the
+                                gateway on loopback, and show them at work, step by step
   bench [--quick]               run the benchmarks and write BENCHMARKS.md (--quick: a smoke check)
 ";
 

@@ -560,34 +560,26 @@ fn proxies_from_the_environment_are_never_used() {
         tokio::spawn(async move { axum::serve(listener, proxy_app).await.unwrap() });
         let (url, real_kid, forged_kid) =
             (server.url(), real.kid().to_owned(), forged.kid().to_owned());
-        let output = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "proxies_from_the_environment_are_never_used",
-                    "--exact",
-                    "--nocapture",
-                ])
-                .env("SVCAUTH_PROXY_CHILD", "1")
-                .env_remove("NO_PROXY")
-                .env_remove("no_proxy")
-                .env("HTTP_PROXY", &proxy_url)
-                .env("http_proxy", &proxy_url)
-                .env("ALL_PROXY", &proxy_url)
-                .env("all_proxy", &proxy_url)
-                .env("SVCAUTH_PROXY_JWKS", url)
-                .env("SVCAUTH_PROXY_REAL_KID", real_kid)
-                .env("SVCAUTH_PROXY_FORGED_KID", forged_kid)
-                .output()
-                .unwrap()
+        let (passed, output) = tokio::task::spawn_blocking(move || {
+            let set = [
+                ("SVCAUTH_PROXY_CHILD", "1"),
+                ("HTTP_PROXY", proxy_url.as_str()),
+                ("http_proxy", proxy_url.as_str()),
+                ("ALL_PROXY", proxy_url.as_str()),
+                ("all_proxy", proxy_url.as_str()),
+                ("SVCAUTH_PROXY_JWKS", url.as_str()),
+                ("SVCAUTH_PROXY_REAL_KID", real_kid.as_str()),
+                ("SVCAUTH_PROXY_FORGED_KID", forged_kid.as_str()),
+            ];
+            svcauth_tests::run_test_in_child(
+                "proxies_from_the_environment_are_never_used",
+                &set,
+                &["NO_PROXY", "no_proxy"],
+            )
         })
         .await
         .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success() && stdout.contains("1 passed"),
-            "the fetch with proxies set failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(passed, "the fetch with proxies set failed:\n{output}");
         assert_eq!(proxy.hits(), 0, "the proxy was never asked");
         assert_eq!(server.hits(), 1, "the keys came straight from the issuer");
     });

@@ -811,30 +811,25 @@ fn the_sts_client_ignores_proxies_from_the_environment() {
         }))
         .await;
         let url = sts.url.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "the_sts_client_ignores_proxies_from_the_environment",
-                    "--exact",
-                    "--nocapture",
-                ])
-                .env_remove("NO_PROXY")
-                .env_remove("no_proxy")
-                .env("HTTP_PROXY", &proxy)
-                .env("http_proxy", &proxy)
-                .env("ALL_PROXY", &proxy)
-                .env("all_proxy", &proxy)
-                .env("SVCAUTH_PROXY_STS", url)
-                .output()
-                .unwrap()
+        let (passed, output) = tokio::task::spawn_blocking(move || {
+            let set = [
+                ("HTTP_PROXY", proxy.as_str()),
+                ("http_proxy", proxy.as_str()),
+                ("ALL_PROXY", proxy.as_str()),
+                ("all_proxy", proxy.as_str()),
+                ("SVCAUTH_PROXY_STS", url.as_str()),
+            ];
+            svcauth_tests::run_test_in_child(
+                "the_sts_client_ignores_proxies_from_the_environment",
+                &set,
+                &["NO_PROXY", "no_proxy"],
+            )
         })
         .await
         .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
-            output.status.success() && stdout.contains("1 passed"),
-            "the token request with proxies set failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
+            passed,
+            "the token request with proxies set failed:\n{output}"
         );
         assert_eq!(proxied.load(std::sync::atomic::Ordering::SeqCst), 0);
         assert_eq!(sts.hits(), 1, "straight to the STS");
