@@ -11,6 +11,7 @@ mod bench;
 mod demo;
 mod keygen;
 mod peers;
+mod tidy;
 
 const USAGE: &str = "\
 usage: cargo xtask <task>
@@ -23,6 +24,8 @@ tasks:
                                 and print its public JWK and kid
   demo                          start service-a, service-b, an OpenID Provider (node) and the
                                 gateway on loopback, and show them at work, step by step
+  tidy                          source files under 500 lines (or a reason), no unused
+                                dependencies, workspace lints everywhere; part of test
   bench [--quick]               run the benchmarks and write BENCHMARKS.md (--quick: a smoke check)
 ";
 
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("keygen") => keygen::run(&args[1..]),
         Some("demo") => demo(),
+        Some("tidy") => tidy::run(&root()),
         Some("bench") => bench::run(&root(), args.get(1).is_some_and(|a| a == "--quick")),
         _ => Err(USAGE.to_owned()),
     };
@@ -77,6 +81,8 @@ fn test() -> Result<(), String> {
         ("SVCAUTH_PEER_PYTHON", python.to_string_lossy().into_owned()),
     ];
     cargo(&["fmt", "--all", "--check"])?;
+    eprintln!("\n==> cargo xtask tidy");
+    tidy::run(&root())?;
     cargo(&[
         "clippy",
         "--workspace",

@@ -14,7 +14,11 @@
 //!   and `x5c` are never read: a key is found by issuer and `kid` only.
 //!
 //! Both the service-token verifier and the gateway's check of signed
-//! introspection answers (RFC 9701) read tokens through here.
+//! introspection answers (RFC 9701) read tokens through here. Tokens are
+//! written through [`encode`] (the signature comes from the caller's key),
+//! and [`peek`] reads a token's header and payload *without* verifying
+//! anything, for the few places that must only tell what a token looks
+//! like (a JWT at the edge, an STS token's `exp`).
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -78,6 +82,49 @@ struct RawHeader {
     crit: Option<IgnoredAny>,
     #[serde(default)]
     b64: Option<serde_json::Value>,
+}
+
+/// A compact JWS: `header_b64` (an already encoded protected header),
+/// `payload`, and the signature `sign` returns over the signing input.
+///
+/// ```
+/// use svcauth_core::{b64, jws};
+///
+/// let header = b64::encode(r#"{"alg":"EdDSA"}"#);
+/// let token = jws::encode(&header, br#"{"sub":"a"}"#, |input| Ok::<_, ()>(input.len().to_be_bytes().to_vec())).unwrap();
+/// assert_eq!(token.split('.').count(), 3);
+/// assert!(token.starts_with(&header));
+/// ```
+pub fn encode<E>(
+    header_b64: &str,
+    payload: &[u8],
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
+) -> Result<String, E> {
+    let mut token = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 400);
+    token.push_str(header_b64);
+    token.push('.');
+    token.push_str(&b64::encode(payload));
+    let signature = sign(token.as_bytes())?;
+    token.push('.');
+    token.push_str(&b64::encode(signature));
+    Ok(token)
+}
+
+/// What a compact JWS says, read without any check of its signature or
+/// its claims: the protected header as JSON, and the decoded payload.
+/// `None` when it is not three segments whose first two are base64url and
+/// whose header is a JSON object with an `alg`. Never a basis for trust.
+pub fn peek(token: &str) -> Option<(serde_json::Map<String, serde_json::Value>, Vec<u8>)> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&b64::decode(header).ok()?).ok()?;
+    header.get("alg")?;
+    Some((header, b64::decode(payload).ok()?))
 }
 
 /// Splits and decodes `token` under every rule of this module.
@@ -283,6 +330,24 @@ mod tests {
             parse(&"a".repeat(9000), 8192).unwrap_err(),
             JwsError::TooLarge
         );
+    }
+
+    #[test]
+    fn peek_reads_only_what_looks_like_a_jws() {
+        let header = b64::encode(r#"{"alg":"ES256","typ":"at+jwt"}"#);
+        let (h, payload) = peek(&format!("{header}.{}.c2ln", b64::encode(r#"{"exp":5}"#))).unwrap();
+        assert_eq!(h["typ"], "at+jwt");
+        assert_eq!(payload, br#"{"exp":5}"#);
+        for not_a_jws in [
+            "MtvM3TU2FU8L4-M9ZjUfuO1GfvmRY5znByGOUBIvDQW".to_owned(),
+            "a.b.c".to_owned(),
+            String::new(),
+            format!("{header}.e30"),
+            format!("{header}.e30.c2ln.x"),
+            format!("{}.e30.c2ln", b64::encode(r#"{"typ":"JWT"}"#)),
+        ] {
+            assert!(peek(&not_a_jws).is_none(), "{not_a_jws}");
+        }
     }
 
     #[test]

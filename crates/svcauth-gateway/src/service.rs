@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, header};
-use svcauth_core::b64;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
@@ -97,19 +96,10 @@ fn client_address<B>(gateway: &Gateway, request: &Request<B>) -> Option<String> 
     None
 }
 
-/// Whether `token` is a JWS: three segments, the first a JSON header with
-/// an `alg`. Reference tokens never look like that.
+/// Whether `token` is a JWS (three segments, the first a JSON header with
+/// an `alg`): reference tokens never look like that.
 fn looks_like_jwt(token: &str) -> bool {
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    b64::decode(header)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .is_some_and(|h| h.get("alg").is_some())
+    svcauth_core::jws::peek(token).is_some()
 }
 
 impl<S, B, ResBody> Service<Request<B>> for PhantomToken<S>
@@ -179,6 +169,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use svcauth_core::b64;
+
     use super::*;
 
     #[test]

@@ -180,15 +180,7 @@ impl SigningKey {
     /// assert_eq!(token.split('.').count(), 3);
     /// ```
     pub fn sign_jws(&self, claims: &[u8]) -> Result<String, KeyError> {
-        use svcauth_core::b64;
-        let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 4 / 3 + 400);
-        token.push_str(&self.header_b64);
-        token.push('.');
-        token.push_str(&b64::encode(claims));
-        let signature = self.sign(token.as_bytes())?;
-        token.push('.');
-        token.push_str(&b64::encode(signature));
-        Ok(token)
+        svcauth_core::jws::encode(&self.header_b64, claims, |input| self.sign(input))
     }
 
     /// Signs `message` (the JWS signing input) and returns the raw signature

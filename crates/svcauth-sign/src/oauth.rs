@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Deserialize;
-use svcauth_core::{SharedClock, b64, system_clock};
+use svcauth_core::{SharedClock, system_clock};
 use svcauth_jwks::SigningKey;
 use url::Url;
 use zeroize::Zeroizing;
@@ -406,8 +406,8 @@ pub enum IntrospectionResponse {
 }
 
 fn jwt_exp(token: &str) -> Option<u64> {
-    let payload = token.split('.').nth(1)?;
-    let claims: serde_json::Value = serde_json::from_slice(&b64::decode(payload).ok()?).ok()?;
+    let (_, payload) = svcauth_core::jws::peek(token)?;
+    let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
     claims.get("exp")?.as_u64()
 }
 
