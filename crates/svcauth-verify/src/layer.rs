@@ -1,6 +1,5 @@
 //! [`VerifyLayer`]: the verifying middleware and its per-route options.
 
-use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -8,58 +7,19 @@ use http::HeaderValue;
 use tower_layer::Layer;
 
 use crate::claims::VerifiedClaims;
-use crate::error::{ErrorKind, VerifyError};
+use crate::error::VerifyError;
+use crate::policy::RouteRules;
 use crate::rejection::RejectionBody;
 use crate::service::Verify;
 use crate::verifier::Verifier;
 
-type Predicate = Arc<dyn Fn(&VerifiedClaims) -> bool + Send + Sync>;
-
-/// Per-route options of a [`VerifyLayer`].
-#[derive(Clone, Default)]
+/// Per-route options of a [`VerifyLayer`]: the route's rules (in
+/// `policy.rs`), and how the layer answers.
+#[derive(Clone, Default, Debug)]
 pub(crate) struct RouteOptions {
     pub(crate) optional: bool,
-    pub(crate) require_binding: bool,
-    callers: Vec<(String, Option<String>)>,
-    predicate: Option<Predicate>,
-    scopes: Vec<String>,
+    pub(crate) rules: RouteRules,
     pub(crate) body: RejectionBody,
-}
-
-impl RouteOptions {
-    /// Caller and scope rules: 403 when they do not hold.
-    pub(crate) fn authorize(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
-        // The caller is whoever presented the token: for a delegated token
-        // (RFC 8693 `act`), the current actor, not the user in `sub`.
-        let listed = self.callers.is_empty()
-            || self.callers.iter().any(|(iss, sub)| {
-                iss == claims.iss() && sub.as_deref().is_none_or(|s| s == claims.caller())
-            });
-        if !listed || self.predicate.as_ref().is_some_and(|p| !p(claims)) {
-            return Err(ErrorKind::CallerNotAllowed.into());
-        }
-        if !self
-            .scopes
-            .iter()
-            .all(|s| claims.scopes().any(|have| have == s))
-        {
-            return Err(ErrorKind::InsufficientScope.into());
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for RouteOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RouteOptions")
-            .field("optional", &self.optional)
-            .field("require_binding", &self.require_binding)
-            .field("callers", &self.callers)
-            .field("predicate", &self.predicate.is_some())
-            .field("scopes", &self.scopes)
-            .field("body", &self.body)
-            .finish()
-    }
 }
 
 /// Verifies the bearer token of every request before the inner service sees
@@ -99,7 +59,7 @@ impl VerifyLayer {
 
     /// Only request-bound tokens are accepted on these routes.
     pub fn require_binding(self) -> Self {
-        self.with(|o| o.require_binding = true)
+        self.with(|o| o.rules.require_binding = true)
     }
 
     /// Admits callers from `iss` (any caller of that issuer when `sub` is
@@ -109,7 +69,7 @@ impl VerifyLayer {
     /// callers get 403.
     pub fn allow_caller(self, iss: &str, sub: Option<&str>) -> Self {
         let caller = (iss.to_owned(), sub.map(str::to_owned));
-        self.with(|o| o.callers.push(caller))
+        self.with(|o| o.rules.callers.push(caller))
     }
 
     /// Admits only callers for which `predicate` holds (403 otherwise).
@@ -117,14 +77,14 @@ impl VerifyLayer {
         self,
         predicate: impl Fn(&VerifiedClaims) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.with(|o| o.predicate = Some(Arc::new(predicate)))
+        self.with(|o| o.rules.predicate = Some(Arc::new(predicate)))
     }
 
     /// Requires every scope in `scopes` in the token's `scope` claim (403
     /// `insufficient_scope` otherwise).
     pub fn require_scopes<'a>(self, scopes: impl IntoIterator<Item = &'a str>) -> Self {
         let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
-        self.with(|o| o.scopes.extend(scopes))
+        self.with(|o| o.rules.scopes.extend(scopes))
     }
 
     /// Replaces the JSON body of rejections. Status and `WWW-Authenticate`

@@ -75,6 +75,7 @@
 
 #[cfg(feature = "axum")]
 mod axum;
+mod builder;
 mod cache;
 mod claims;
 mod error;
@@ -90,18 +91,19 @@ mod verifier;
 
 #[cfg(feature = "axum")]
 pub use axum::{AuthRejection, Caller, CallerClaims};
+pub use builder::{
+    DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIFETIME,
+    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REPLAY_CAPACITY, MAX_LEEWAY, VerifierBuilder,
+};
 pub use claims::{Authentication, VerifiedClaims};
 pub use error::{ConfigError, ErrorKind, VerifyError};
 pub use future::ResponseFuture;
 pub use layer::VerifyLayer;
 pub use metrics::VerifierMetrics;
-pub use policy::{
-    DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIFETIME,
-    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REPLAY_CAPACITY, HmacAlgorithm, MAX_LEEWAY, VerifierBuilder,
-};
+pub use policy::{HmacAlgorithm, RequestTarget};
 pub use service::Verify;
 pub use store::{
     MemoryReplayStore, MemoryRevocationStore, ReplayStore, RevocationQuery, RevocationStore,
     StoreError, StoreFuture,
 };
-pub use verifier::{RequestTarget, Verifier};
+pub use verifier::Verifier;

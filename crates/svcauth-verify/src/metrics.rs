@@ -90,3 +90,31 @@ pub struct VerifierMetrics {
     /// Rejections by [`ErrorKind::as_str`] reason.
     pub rejected: BTreeMap<&'static str, u64>,
 }
+
+/// When each rejection reason was last logged at `info`, and how many
+/// rejections for it went unlogged since.
+#[derive(Default)]
+pub(crate) struct RejectionLog {
+    last: [std::sync::atomic::AtomicU64; ErrorKind::ALL.len()],
+    unlogged: [std::sync::atomic::AtomicU64; ErrorKind::ALL.len()],
+}
+
+impl RejectionLog {
+    /// `Some(unlogged since the last line)` if `kind` may be logged at
+    /// `now` (seconds), else `None` (and the rejection is counted).
+    pub(crate) fn due(&self, kind: ErrorKind, now: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let i = ErrorKind::ALL.iter().position(|k| *k == kind)?;
+        let last = self.last[i].load(Relaxed);
+        if now > last
+            && self.last[i]
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            Some(self.unlogged[i].swap(0, Relaxed))
+        } else {
+            self.unlogged[i].fetch_add(1, Relaxed);
+            None
+        }
+    }
+}

@@ -13,8 +13,9 @@ use crate::claims::Authentication;
 use crate::error::{ErrorKind, VerifyError};
 use crate::future::ResponseFuture;
 use crate::layer::{RouteOptions, VerifyLayer};
+use crate::policy::RequestTarget;
 use crate::rejection;
-use crate::verifier::{RequestTarget, Verifier};
+use crate::verifier::Verifier;
 
 /// The verifying service. A rejection is a response, never an `Err`: the
 /// error type stays the inner service's.
@@ -63,11 +64,11 @@ where
         let (verifier, options) = (&self.verifier, &self.options);
         // Fast path: a token verified before, on a route without binding,
         // found by the header's raw bytes (see `bearer_token_bytes`).
-        if !options.require_binding
+        if !options.rules.require_binding
             && let Some(raw) = svcauth_core::bearer_token_bytes(request.headers())
             && let Some(claims) = verifier.cached_bytes(raw)
         {
-            if let Err(error) = options.authorize(&claims) {
+            if let Err(error) = options.rules.authorize(&claims) {
                 return self.reject(error);
             }
             request
@@ -98,10 +99,7 @@ where
         ResponseFuture::slow(Box::pin(async move {
             match admit(&verifier, &options, &token, request).await {
                 Ok(request) => inner.call(request).await,
-                Err(error) => {
-                    verifier.reject(&error);
-                    Ok(rejection::response(error, &options.body))
-                }
+                Err(error) => Ok(rejection::response(error, &options.body)),
             }
         }))
     }
@@ -118,8 +116,8 @@ impl<S> Verify<S> {
     }
 }
 
-/// Verifies, authorises, and for bound tokens buffers and checks the body;
-/// returns the request to pass on, with its body intact.
+/// Runs the verifier's one pipeline for the request; the body is read only
+/// for a bound token, and handed on intact either way.
 async fn admit<B>(
     verifier: &Verifier,
     options: &RouteOptions,
@@ -130,35 +128,39 @@ where
     B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (claims, hit) = verifier.authenticate(token).await?;
-    options.authorize(&claims)?;
     let (mut parts, body) = request.into_parts();
-    let body = if claims.is_bound() {
-        let limit = verifier.max_body_bytes();
-        let bytes = match Limited::new(body, limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<LengthLimitError>() => return Err(ErrorKind::BodyTooLarge.into()),
-            Err(_) => return Err(ErrorKind::BodyUnreadable.into()),
-        };
-        let target = RequestTarget {
-            method: &parts.method,
-            uri: &parts.uri,
-            headers: &parts.headers,
-        };
-        verifier.admit_bound(&claims, target, &bytes).await?;
-        B::from(bytes)
-    } else if options.require_binding {
-        return Err(ErrorKind::BindingRequired.into());
-    } else {
-        body
+    let mut body = Some(body);
+    let target = RequestTarget {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
     };
-    let claims = verifier.record(Ok((claims, hit)))?;
+    let limit = verifier.max_body_bytes();
+    let read_body = || {
+        let taken = body.take();
+        async move {
+            let body = taken.ok_or(ErrorKind::BodyUnreadable)?;
+            match Limited::new(body, limit).collect().await {
+                Ok(collected) => Ok(collected.to_bytes()),
+                Err(e) if e.is::<LengthLimitError>() => Err(ErrorKind::BodyTooLarge.into()),
+                Err(_) => Err(ErrorKind::BodyUnreadable.into()),
+            }
+        }
+    };
+    let (claims, read) = verifier
+        .check(token, &options.rules, target, read_body)
+        .await?;
     tracing::debug!(
         iss = claims.iss(),
         sub = claims.sub(),
         bound = claims.is_bound(),
         "token accepted"
     );
+    let body = match (read, body) {
+        (Some(bytes), _) => B::from(bytes),
+        (None, Some(body)) => body,
+        (None, None) => return Err(ErrorKind::BodyUnreadable.into()),
+    };
     parts.extensions.insert(Authentication(Some(claims)));
     Ok(Request::from_parts(parts, body))
 }

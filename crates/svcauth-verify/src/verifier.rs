@@ -6,16 +6,16 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Uri, header};
-use svcauth_core::{RequestBinding, SharedClock};
+use svcauth_core::SharedClock;
 use svcauth_jwks::{KeyLookup, KeySource, SignatureError};
 use tracing::Instrument;
 
+use crate::builder::VerifierBuilder;
 use crate::cache::{Entry, VerifiedCache};
 use crate::claims::VerifiedClaims;
 use crate::error::{ErrorKind, VerifyError};
 use crate::metrics::{Metrics, VerifierMetrics};
-use crate::policy::{HmacAlgorithm, Policy, VerifierBuilder};
+use crate::policy::{HmacAlgorithm, Policy, RequestTarget, RouteRules};
 use crate::store::{ReplayStore, RevocationQuery, RevocationStore};
 use crate::token::{self, HeaderAlg, Hmac};
 
@@ -50,36 +50,8 @@ pub(crate) struct Inner {
     pub(crate) replay: Option<Arc<dyn ReplayStore>>,
     pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
     pub(crate) metrics: Metrics,
-    pub(crate) rejection_log: RejectionLog,
+    pub(crate) rejection_log: crate::metrics::RejectionLog,
     pub(crate) clock: SharedClock,
-}
-
-/// When each rejection reason was last logged at `info`, and how many
-/// rejections for it went unlogged since.
-#[derive(Default)]
-pub(crate) struct RejectionLog {
-    last: [std::sync::atomic::AtomicU64; ErrorKind::ALL.len()],
-    unlogged: [std::sync::atomic::AtomicU64; ErrorKind::ALL.len()],
-}
-
-impl RejectionLog {
-    /// `Some(unlogged since the last line)` if `kind` may be logged at
-    /// `now` (seconds), else `None` (and the rejection is counted).
-    fn due(&self, kind: ErrorKind, now: u64) -> Option<u64> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let i = ErrorKind::ALL.iter().position(|k| *k == kind)?;
-        let last = self.last[i].load(Relaxed);
-        if now > last
-            && self.last[i]
-                .compare_exchange(last, now, Relaxed, Relaxed)
-                .is_ok()
-        {
-            Some(self.unlogged[i].swap(0, Relaxed))
-        } else {
-            self.unlogged[i].fetch_add(1, Relaxed);
-            None
-        }
-    }
 }
 
 /// Verifies service tokens. Cheap to clone; clones share the key sources,
@@ -97,17 +69,6 @@ impl RejectionLog {
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
-}
-
-/// The parts of a request a binding is checked against.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestTarget<'a> {
-    /// The method.
-    pub method: &'a Method,
-    /// The URI (origin-form or absolute).
-    pub uri: &'a Uri,
-    /// The headers (`Host` is read when the URI has no authority).
-    pub headers: &'a HeaderMap,
 }
 
 impl Verifier {
@@ -158,17 +119,55 @@ impl Verifier {
         body: &[u8],
         require_binding: bool,
     ) -> Result<Arc<VerifiedClaims>, VerifyError> {
+        let rules = RouteRules {
+            require_binding,
+            ..RouteRules::default()
+        };
+        let read_body = || std::future::ready(Ok(Bytes::copy_from_slice(body)));
+        self.check(token, &rules, target, read_body)
+            .await
+            .map(|(claims, _)| claims)
+    }
+
+    /// The whole check of one request, the one pipeline every entry point
+    /// runs (the layer's slow path, [`verify_request`](Self::verify_request)):
+    /// the token (cache, or parse, policy, key, signature, revocation); the
+    /// route's rules; then for a bound token its body, read only now by
+    /// `read_body`, and the binding, expiry, revocation and single use;
+    /// an unbound token where the route requires binding is refused.
+    /// Returns the claims, and the body when it was read.
+    pub(crate) async fn check<F>(
+        &self,
+        token: &str,
+        rules: &RouteRules,
+        target: RequestTarget<'_>,
+        read_body: impl FnOnce() -> F,
+    ) -> Result<(Arc<VerifiedClaims>, Option<Bytes>), VerifyError>
+    where
+        F: std::future::Future<Output = Result<Bytes, VerifyError>>,
+    {
         let result = async {
             let (claims, hit) = self.authenticate(token).await?;
-            if claims.is_bound() {
-                self.admit_bound(&claims, target, body).await?;
-            } else if require_binding {
+            rules.authorize(&claims)?;
+            let body = if claims.is_bound() {
+                let body = read_body().await?;
+                self.admit_bound(&claims, target, &body).await?;
+                Some(body)
+            } else if rules.require_binding {
                 return Err(VerifyError::new(ErrorKind::BindingRequired));
-            }
-            Ok((claims, hit))
+            } else {
+                None
+            };
+            Ok(((claims, hit), body))
         }
         .await;
-        self.record(result)
+        match result {
+            Ok((found, body)) => Ok((self.record(Ok(found))?, body)),
+            Err(error) => {
+                self.reject(&error);
+                Err(error)
+            }
+        }
     }
 
     /// The counters of outcomes so far.
@@ -286,12 +285,7 @@ impl Verifier {
         let inner = &*self.inner;
         let policy = &inner.policy;
         let parsed = token::parse(token, policy.max_token_bytes)?;
-        policy.check_type(parsed.header.typ.as_deref())?;
-        if let HeaderAlg::Asymmetric(alg) = parsed.header.alg
-            && !policy.algorithms.contains(alg)
-        {
-            return Err(ErrorKind::UnsupportedAlgorithm.into());
-        }
+        policy.check_header(&parsed.header)?;
         // The issuer first: an untrusted iss never causes a key lookup or fetch.
         let index = *inner
             .by_iss
@@ -389,63 +383,19 @@ impl Verifier {
         }
     }
 
-    /// Compares the token's binding with the request as received.
-    pub(crate) fn check_binding(
-        &self,
-        claims: &VerifiedClaims,
-        target: RequestTarget<'_>,
-        body: &[u8],
-    ) -> Result<(), VerifyError> {
-        let Ok(Some(bound)) = claims.claims.binding() else {
-            return Err(ErrorKind::BindingRequired.into());
-        };
-        let policy = &self.inner.policy;
-        let (scheme, authority, prefix) = match &policy.public_base_url {
-            Some(base) => (
-                base.scheme_str().unwrap_or("https"),
-                base.authority().map(|a| a.as_str()).unwrap_or(""),
-                base.path().trim_end_matches('/'),
-            ),
-            None => {
-                let host = target.uri.authority().map(|a| a.as_str()).or_else(|| {
-                    target
-                        .headers
-                        .get(header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                });
-                (
-                    target.uri.scheme_str().unwrap_or("http"),
-                    host.unwrap_or(""),
-                    "",
-                )
-            }
-        };
-        let path = match target.uri.query() {
-            Some(query) => format!("{prefix}{}?{query}", target.uri.path()),
-            None => format!("{prefix}{}", target.uri.path()),
-        };
-        let expected = RequestBinding::for_parts(target.method, scheme, authority, &path, body)
-            .map_err(|_| ErrorKind::BindingMismatch)?;
-        if bound.matches(&expected) {
-            Ok(())
-        } else {
-            Err(ErrorKind::BindingMismatch.into())
-        }
-    }
-
     /// Admits a bound token for the request whose body has now been read:
     /// the binding, then (because reading the body takes as long as the
     /// client likes) the expiry and the revocation store once more, then
     /// the single use, then the expiry again. A captured request whose last
     /// body byte is held back until after `exp` is therefore refused, on
     /// however many connections it is sent.
-    pub(crate) async fn admit_bound(
+    async fn admit_bound(
         &self,
         claims: &VerifiedClaims,
         target: RequestTarget<'_>,
         body: &[u8],
     ) -> Result<(), VerifyError> {
-        self.check_binding(claims, target, body)?;
+        self.inner.policy.check_binding(claims, target, body)?;
         self.check_unexpired(claims)?;
         if self.inner.revocation.is_some() {
             self.check_revocation(claims).await?;

@@ -1,0 +1,251 @@
+//! [`VerifierBuilder`]: the configuration of a [`Verifier`], each default
+//! set and explained here; the rules themselves are in `policy.rs`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use svcauth_core::{AlgorithmSet, SharedClock, system_clock};
+use svcauth_jwks::KeySource;
+
+use crate::cache::VerifiedCache;
+use crate::error::ConfigError;
+use crate::metrics::Metrics;
+use crate::policy::{HmacAlgorithm, Policy};
+use crate::store::{MemoryReplayStore, ReplayStore, RevocationStore};
+use crate::verifier::{Inner, Issuer, IssuerKeys, Verifier};
+
+/// Default clock leeway: 30 s.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Largest leeway accepted: 5 min.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// Default maximum token lifetime (`exp - iat`): 10 min.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(600);
+/// Default maximum token size: 8 KiB.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Default maximum body buffered to check a request binding: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default capacity of the verification cache.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// Default capacity of the in-memory replay store.
+pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
+
+/// Builds a [`Verifier`]. Start with [`Verifier::builder`].
+#[must_use]
+pub struct VerifierBuilder {
+    policy: Policy,
+    issuers: Vec<Issuer>,
+    cache_capacity: usize,
+    replay: Option<Arc<dyn ReplayStore>>,
+    replay_disabled: bool,
+    revocation: Option<Arc<dyn RevocationStore>>,
+    clock: SharedClock,
+    leeway: Duration,
+    error: Option<ConfigError>,
+}
+
+impl VerifierBuilder {
+    pub(crate) fn new(audience: &str) -> Self {
+        VerifierBuilder {
+            policy: Policy {
+                audience: audience.to_owned(),
+                algorithms: AlgorithmSet::all(),
+                leeway: DEFAULT_LEEWAY.as_secs(),
+                max_lifetime: DEFAULT_MAX_LIFETIME.as_secs(),
+                max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                accepted_types: vec!["JWT".into(), "at+jwt".into()],
+                allow_missing_type: true,
+                public_base_url: None,
+            },
+            issuers: Vec::new(),
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            replay: None,
+            replay_disabled: false,
+            revocation: None,
+            clock: system_clock(),
+            leeway: DEFAULT_LEEWAY,
+            error: None,
+        }
+    }
+
+    /// Trusts tokens whose `iss` is exactly `issuer`, verified only with keys
+    /// from `keys`. A key of one issuer never verifies another's token.
+    pub fn trust(mut self, issuer: &str, keys: KeySource) -> Self {
+        self.issuers.push(Issuer {
+            iss: issuer.to_owned(),
+            keys: IssuerKeys::Source(keys),
+        });
+        self
+    }
+
+    /// DANGER: trusts `issuer`'s tokens signed with HMAC and a secret shared
+    /// with it. Anyone holding the secret can mint tokens for any audience
+    /// that trusts it, and it cannot be published or rotated like a public
+    /// key. For legacy peers only; the secret (at least 32 bytes) is set here,
+    /// never taken from a JWKS.
+    pub fn danger_trust_hmac_issuer(
+        mut self,
+        issuer: &str,
+        alg: HmacAlgorithm,
+        secret: &[u8],
+    ) -> Self {
+        if secret.len() < 32 {
+            self.error = Some(ConfigError::WeakHmacSecret);
+            return self;
+        }
+        let algorithm = match alg {
+            HmacAlgorithm::HS256 => aws_lc_rs::hmac::HMAC_SHA256,
+            HmacAlgorithm::HS384 => aws_lc_rs::hmac::HMAC_SHA384,
+            HmacAlgorithm::HS512 => aws_lc_rs::hmac::HMAC_SHA512,
+        };
+        self.issuers.push(Issuer {
+            iss: issuer.to_owned(),
+            keys: IssuerKeys::Hmac {
+                alg,
+                key: Box::new(aws_lc_rs::hmac::Key::new(algorithm, secret)),
+            },
+        });
+        self
+    }
+
+    /// The asymmetric algorithms accepted (default: all nine).
+    pub fn algorithms(mut self, algorithms: AlgorithmSet) -> Self {
+        self.policy.algorithms = algorithms;
+        self
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat` (default 30 s, at most 5 min).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Longest accepted `exp - iat` (default 10 min).
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.policy.max_lifetime = max.as_secs();
+        self
+    }
+
+    /// Longest accepted token, checked before any decoding (default 8 KiB).
+    pub fn max_token_bytes(mut self, max: usize) -> Self {
+        self.policy.max_token_bytes = max;
+        self
+    }
+
+    /// Largest body buffered to check a request binding (default 1 MiB;
+    /// larger bound requests get 413).
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.policy.max_body_bytes = max;
+        self
+    }
+
+    /// Accepted `typ` values (default `JWT` and `at+jwt`), and whether a
+    /// token without `typ` is accepted (default yes).
+    pub fn accepted_types<'a>(
+        mut self,
+        types: impl IntoIterator<Item = &'a str>,
+        allow_missing: bool,
+    ) -> Self {
+        self.policy.accepted_types = types.into_iter().map(str::to_owned).collect();
+        self.policy.allow_missing_type = allow_missing;
+        self
+    }
+
+    /// The URL clients use to reach this service (`https://api.example/b`),
+    /// for checking `htu` behind a proxy. Without it, `htu` is checked
+    /// against the request's own scheme (`http` unless the request URI is
+    /// absolute) and `Host` header.
+    pub fn public_base_url(mut self, url: Uri) -> Self {
+        self.policy.public_base_url = Some(url);
+        self
+    }
+
+    /// Capacity of the cache of verified tokens (default 10,000; 0 turns the
+    /// cache off).
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// The store that makes bound tokens single-use (default: in memory,
+    /// 100,000 ids; use `svcauth-redis` for several replicas).
+    pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.replay = Some(store);
+        self.replay_disabled = false;
+        self
+    }
+
+    /// DANGER: bound tokens may be used more than once, so an intercepted
+    /// bound request can be sent again as is.
+    pub fn danger_disable_replay_protection(mut self) -> Self {
+        self.replay = None;
+        self.replay_disabled = true;
+        self
+    }
+
+    /// A deny-list consulted after every signature check and on every cache
+    /// hit (default: none).
+    pub fn revocation_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
+        self.revocation = Some(store);
+        self
+    }
+
+    /// The clock (tests use [`svcauth_core::ManualClock`]).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the verifier, checking the configuration.
+    pub fn build(mut self) -> Result<Verifier, ConfigError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let audience = &self.policy.audience;
+        if audience.is_empty() || audience == "*" {
+            return Err(ConfigError::BadAudience);
+        }
+        if self.issuers.is_empty() {
+            return Err(ConfigError::NoIssuers);
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(ConfigError::LeewayTooLarge);
+        }
+        self.policy.leeway = self.leeway.as_secs();
+        if self.policy.algorithms.is_empty() {
+            return Err(ConfigError::NoAlgorithms);
+        }
+        if self.policy.max_lifetime == 0 || self.policy.max_token_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "max lifetime and max token size must be positive",
+            ));
+        }
+        let mut by_iss = HashMap::new();
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            if by_iss.insert(issuer.iss.clone(), i).is_some() {
+                return Err(ConfigError::DuplicateIssuer(issuer.iss.clone()));
+            }
+        }
+        let replay = match (self.replay, self.replay_disabled) {
+            (Some(store), _) => Some(store),
+            (None, true) => None,
+            (None, false) => Some(Arc::new(MemoryReplayStore::new(
+                DEFAULT_REPLAY_CAPACITY,
+                self.clock.clone(),
+            )) as Arc<dyn ReplayStore>),
+        };
+        Ok(Verifier::from_inner(Inner {
+            policy: self.policy,
+            issuers: self.issuers,
+            by_iss,
+            cache: VerifiedCache::new(self.cache_capacity),
+            replay,
+            revocation: self.revocation,
+            metrics: Metrics::new(),
+            rejection_log: Default::default(),
+            clock: self.clock,
+        }))
+    }
+}
