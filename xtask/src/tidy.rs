@@ -62,10 +62,6 @@ const LONG_FILES: &[(&str, &str)] = &[
         "swap, builder and limiters: to split (issue 19)",
     ),
     (
-        "crates/svcauth-verify/src/verifier.rs",
-        "the pipeline and its stores: to split (issue 19)",
-    ),
-    (
         "crates/svcauth-jwks/src/source/remote.rs",
         "fetch and store over the snapshot: to split (issue 19)",
     ),
