@@ -304,16 +304,9 @@ impl Verifier {
         let mut generation = 0;
         let alg = match (&issuer.keys, parsed.header.alg) {
             (IssuerKeys::Source(source), HeaderAlg::Asymmetric(alg)) => {
-                let (found, seen) = match source.lookup_versioned(kid) {
-                    // Without a kid in a multi-key set, fetching would not help.
-                    (KeyLookup::UnknownKid, _) if kid.is_none() => {
-                        return Err(ErrorKind::UnknownKey.into());
-                    }
-                    (KeyLookup::UnknownKid | KeyLookup::NotLoaded, _) => {
-                        source.resolve_versioned(kid).await
-                    }
-                    found => found,
-                };
+                // The source decides: the key, a fetch for an unknown kid
+                // (single flight, cooldown), or why not.
+                let (found, seen) = source.resolve_versioned(kid).await;
                 generation = seen;
                 let key = match found {
                     KeyLookup::Found(key) => key,

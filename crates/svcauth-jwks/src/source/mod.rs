@@ -284,10 +284,19 @@ impl KeySource {
 
     /// [`resolve`](KeySource::resolve), with the generation of the set the
     /// answer came from.
+    ///
+    /// Without a `kid`, a set of several keys has no answer and a fetch
+    /// would not give one: that is an unknown kid at once. A set past its
+    /// maximum staleness is reported at once too: the background refresher
+    /// keeps trying, and making every request wait on a fetch to an issuer
+    /// down for that long would only make them all slow.
     pub async fn resolve_versioned(&self, kid: Option<&str>) -> (KeyLookup, u64) {
         let first = self.lookup_versioned(kid);
-        if matches!(first.0, KeyLookup::Found(_)) {
-            return first;
+        match (&first.0, kid) {
+            (KeyLookup::Found(_) | KeyLookup::Expired, _) | (KeyLookup::UnknownKid, None) => {
+                return first;
+            }
+            _ => {}
         }
         let Some(remote) = &self.inner.remote else {
             return first;
@@ -299,7 +308,7 @@ impl KeySource {
         {
             return first;
         }
-        let _ = self.fetch(false).await;
+        let _ = remote.fetch(self, false).await;
         self.lookup_versioned(kid)
     }
 
@@ -309,7 +318,7 @@ impl KeySource {
         match &self.inner.remote {
             Some(remote) => {
                 remote.ensure_refresher(self);
-                self.fetch(true).await
+                remote.fetch(self, true).await
             }
             None => Ok(()),
         }

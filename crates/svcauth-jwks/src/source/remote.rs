@@ -367,25 +367,25 @@ fn jitter() -> f64 {
     f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
 }
 
-impl KeySource {
+/// Fetch and store: the remote part of a key source, over the source's
+/// snapshot.
+impl Remote {
     /// One fetch, shared by concurrent callers. `forced` skips the cooldown.
-    pub(super) async fn fetch(&self, forced: bool) -> Result<(), FetchError> {
-        let Some(remote) = &self.inner.remote else {
-            return Ok(());
-        };
+    pub(super) async fn fetch(&self, source: &KeySource, forced: bool) -> Result<(), FetchError> {
+        let remote = self;
         let seen = remote.attempts.load(Ordering::Acquire);
         let _single_flight = remote.fetch_lock.lock().await;
         if remote.attempts.load(Ordering::Acquire) != seen {
             return Ok(()); // another caller fetched while we waited
         }
-        let now = self.inner.clock.now();
-        if !forced && !remote.may_fetch(now, self.is_loaded()) {
+        let now = source.inner.clock.now();
+        if !forced && !remote.may_fetch(now, source.is_loaded()) {
             return Ok(());
         }
         remote
             .last_attempt_ms
             .store((now.as_millis() as u64).max(1), Ordering::Release);
-        let result = self.fetch_and_swap(remote).await;
+        let result = self.fetch_and_swap(source).await;
         remote.attempts.fetch_add(1, Ordering::AcqRel);
         match &result {
             Ok(()) => {
@@ -407,29 +407,30 @@ impl KeySource {
                     .discovered
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = None;
-                if self.inner.state.load().loaded {
-                    tracing::warn!(origin = %self.inner.origin, %error, "JWKS fetch failed; keeping the last good key set");
+                if source.inner.state.load().loaded {
+                    tracing::warn!(origin = %source.inner.origin, %error, "JWKS fetch failed; keeping the last good key set");
                 } else {
-                    tracing::warn!(origin = %self.inner.origin, %error, "JWKS fetch failed; no keys yet, will retry");
+                    tracing::warn!(origin = %source.inner.origin, %error, "JWKS fetch failed; no keys yet, will retry");
                 }
             }
         }
         result
     }
 
-    async fn fetch_and_swap(&self, remote: &Remote) -> Result<(), FetchError> {
+    async fn fetch_and_swap(&self, source: &KeySource) -> Result<(), FetchError> {
+        let remote = self;
         let url = remote.jwks_url().await?;
-        let old = self.inner.state.load_full();
+        let old = source.inner.state.load_full();
         let etag = old.loaded.then_some(old.etag.as_deref()).flatten();
         tracing::debug!(url = %url, revalidate = etag.is_some(), "fetching JWKS");
         let fetched = http::get(&remote.client, &url, etag, remote.config.max_bytes).await?;
-        let now = self.inner.clock.now();
+        let now = source.inner.clock.now();
         match fetched {
             Fetched::NotModified { max_age } => {
                 remote.not_modified.fetch_add(1, Ordering::AcqRel);
                 let ttl = remote.ttl(max_age);
                 tracing::debug!(url = %url, ttl_secs = ttl.as_secs(), "JWKS not modified");
-                self.store(
+                source.store(
                     Snapshot {
                         keys: old.keys.clone(),
                         loaded: true,
@@ -471,7 +472,7 @@ impl KeySource {
                 } else {
                     tracing::debug!(url = %url, ttl_secs = ttl.as_secs(), "JWKS unchanged");
                 }
-                self.store(
+                source.store(
                     Snapshot {
                         keys: if changed {
                             Arc::new(keys)
@@ -492,12 +493,13 @@ impl KeySource {
     }
 
     /// How long the background refresher waits before its next fetch.
-    fn next_refresh_delay(&self, remote: &Remote) -> Duration {
+    fn next_refresh_delay(&self, source: &KeySource) -> Duration {
+        let remote = self;
         let failures = remote.consecutive_failures.load(Ordering::Acquire);
         if failures > 0 {
             return backoff(failures, jitter());
         }
-        let snapshot = self.inner.state.load();
+        let snapshot = source.inner.state.load();
         if !snapshot.loaded {
             return Duration::ZERO;
         }
@@ -508,7 +510,7 @@ impl KeySource {
         snapshot
             .fresh_until
             .saturating_sub(lead)
-            .saturating_sub(self.inner.clock.now())
+            .saturating_sub(source.inner.clock.now())
             .max(BACKOFF_MIN)
     }
 }
@@ -521,11 +523,14 @@ async fn refresher(weak: Weak<Inner>) {
             let Some(remote) = &source.inner.remote else {
                 return;
             };
-            source.next_refresh_delay(remote)
+            remote.next_refresh_delay(&source)
         };
         tokio::time::sleep(delay).await;
         let Some(inner) = weak.upgrade() else { return };
-        let _ = KeySource { inner }.fetch(true).await;
+        let source = KeySource { inner };
+        if let Some(remote) = &source.inner.remote {
+            let _ = remote.fetch(&source, true).await;
+        }
     }
 }
 
