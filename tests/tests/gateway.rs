@@ -418,18 +418,15 @@ async fn introspection_mode_validates_and_puts_the_claims_in_the_extensions() {
             },
         ),
     );
-    let sts = || {
-        StsClient::new(&s.op.token_endpoint(), "gateway", s.gateway_auth.clone())
-            .unwrap()
-            .introspection_endpoint(&s.op.introspection_endpoint())
-            .unwrap()
-    };
+    let sts = || StsClient::new(&s.op.token_endpoint(), "gateway", s.gateway_auth.clone()).unwrap();
+    let endpoint = s.op.introspection_endpoint();
     let keys = KeySource::discover(&s.op.issuer).unwrap().build().unwrap();
     let modes = [
-        ("RFC 7662 JSON", Gateway::introspection(sts())),
+        ("RFC 7662 JSON", Gateway::introspection(sts(), &endpoint)),
         (
             "RFC 9701 JWT",
-            Gateway::introspection(sts()).jwt_introspection_responses(&s.op.issuer, keys),
+            Gateway::introspection(sts(), &endpoint)
+                .jwt_introspection_responses(&s.op.issuer, keys),
         ),
     ];
     for (mode, builder) in modes {
@@ -456,7 +453,7 @@ async fn introspection_mode_validates_and_puts_the_claims_in_the_extensions() {
     let impostor = svcauth_jwks::KeyRing::new(SigningKey::generate(Algorithm::ES256).unwrap());
     let other_keys =
         KeySource::fixed(svcauth_jwks::KeySet::from_jwks(impostor.state().jwks(), 65536).unwrap());
-    let gateway = Gateway::introspection(sts())
+    let gateway = Gateway::introspection(sts(), &endpoint)
         .jwt_introspection_responses(&s.op.issuer, other_keys)
         .build()
         .unwrap();

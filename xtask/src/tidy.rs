@@ -54,10 +54,6 @@ const LONG_FILES: &[(&str, &str)] = &[
         "routing, memo and refresh: to split by concern (issue 19)",
     ),
     (
-        "crates/svcauth-sign/src/oauth.rs",
-        "STS client, client auth, introspection: to split (issue 19)",
-    ),
-    (
         "crates/svcauth-gateway/src/gateway.rs",
         "swap, builder and limiters: to split (issue 19)",
     ),

@@ -32,7 +32,7 @@ const PREALLOCATED: usize = 1024;
 /// # Example
 ///
 /// ```
-/// use svcauth_core::bounded::BoundedMap;
+/// use svcauth_core::__private::BoundedMap;
 ///
 /// let map: BoundedMap<u64, u64> = BoundedMap::new(8);
 /// for i in 0..1000 {

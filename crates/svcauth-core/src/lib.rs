@@ -32,19 +32,34 @@
 //!     "iss": "https://a.internal", "sub": "https://a.internal",
 //!     "aud": "https://b.internal", "iat": 1_700_000_000, "exp": 1_700_000_300,
 //!     "htm": binding.htm, "htu": binding.htu, "body_sha256": binding.body_sha256,
+//!     "query_sha256": binding.query_sha256,
 //! })).unwrap();
-//! assert_eq!(claims.binding().unwrap(), Some(binding));
+//! let bound = claims.binding().unwrap().unwrap();
+//! assert_eq!(bound, binding);
+//! // The token holds for this request, and not with another query.
+//! let other = "http://service-b.internal:8080/echo?x=2".parse().unwrap();
+//! assert!(bound.matches(&RequestBinding::for_request(&Method::POST, &uri, b"hello").unwrap()));
+//! assert!(!bound.matches(&RequestBinding::for_request(&Method::POST, &other, b"hello").unwrap()));
 //! ```
 
 mod alg;
 pub mod b64;
 mod bearer;
 mod binding;
-pub mod bounded;
+mod bounded;
 mod claims;
 mod clock;
 pub mod jws;
-pub mod per_thread;
+mod per_thread;
+
+/// Plumbing the svcauth crates share (the bounded lock-free map behind
+/// every cache, per-thread copies of hot entries). Not part of the API of
+/// the wire contract: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::bounded::{BoundedMap, Equivalent};
+    pub use crate::per_thread::PerThread;
+}
 
 pub use alg::{Algorithm, AlgorithmSet, KeyFamily, UnsupportedAlgorithm};
 pub use bearer::{InvalidAuthorization, bearer_token, bearer_token_bytes};

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use svcauth_core::bounded::BoundedMap;
+use svcauth_core::__private::BoundedMap;
 use tokio::sync::OnceCell;
 
 use crate::gateway::Swapped;

@@ -128,6 +128,7 @@ enum Mode {
     /// signed by that issuer's keys.
     Introspection {
         sts: StsClient,
+        endpoint: String,
         jwt: Option<(String, KeySource)>,
         audience: Option<String>,
     },
@@ -191,11 +192,12 @@ impl Gateway {
     }
 
     /// A validation-only gateway: reference tokens are checked by RFC 7662
-    /// introspection at `sts` (set its
-    /// [`introspection_endpoint`](StsClient::introspection_endpoint)).
-    pub fn introspection(sts: StsClient) -> GatewayBuilder {
+    /// introspection at `endpoint` (https, or http to loopback), the
+    /// gateway authenticated as `sts`'s client.
+    pub fn introspection(sts: StsClient, endpoint: &str) -> GatewayBuilder {
         GatewayBuilder::new(Mode::Introspection {
             sts,
+            endpoint: endpoint.to_owned(),
             jwt: None,
             audience: None,
         })
@@ -374,9 +376,13 @@ impl Gateway {
                     expires_ms - margin,
                 ))
             }
-            Mode::Introspection { sts, jwt, audience } => {
-                let response = sts
-                    .introspect(reference, jwt.is_some())
+            Mode::Introspection {
+                sts,
+                endpoint,
+                jwt,
+                audience,
+            } => {
+                let response = introspection::ask(sts, endpoint, reference, jwt.is_some())
                     .await
                     .map_err(from_sign_error)?;
                 let claims = introspection::read(

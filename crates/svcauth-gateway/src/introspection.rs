@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use svcauth_core::{Algorithm, jws};
 use svcauth_jwks::{KeyLookup, KeySource};
-use svcauth_sign::{IntrospectionResponse, MAX_RESPONSE_BYTES, StsClient};
+use svcauth_sign::{MAX_RESPONSE_BYTES, SignError, StsClient};
 
 use crate::error::SwapError;
 
@@ -59,6 +59,47 @@ impl Introspected {
     }
 }
 
+/// What an introspection endpoint answered (RFC 7662 / RFC 9701).
+pub(crate) enum IntrospectionResponse {
+    /// A plain JSON answer (`active`, `sub`, `scope`, ...).
+    Json(Map<String, Value>),
+    /// An RFC 9701 signed answer, not yet verified.
+    Jwt(String),
+}
+
+/// Asks the introspection endpoint about `token`, authenticated as the
+/// gateway's client at the authorization server; with `jwt_response`, for
+/// a signed RFC 9701 answer, which [`read`] verifies.
+pub(crate) async fn ask(
+    sts: &StsClient,
+    endpoint: &str,
+    token: &str,
+    jwt_response: bool,
+) -> Result<IntrospectionResponse, SignError> {
+    let form = [
+        ("token", token.to_owned()),
+        ("token_type_hint", "access_token".to_owned()),
+    ];
+    let accept = if jwt_response {
+        "application/token-introspection+jwt"
+    } else {
+        "application/json"
+    };
+    let answer = sts.post(endpoint, &form, accept).await?;
+    if answer
+        .content_type
+        .starts_with("application/token-introspection+jwt")
+    {
+        String::from_utf8(answer.body.to_vec())
+            .map(|jwt| IntrospectionResponse::Jwt(jwt.trim().to_owned()))
+            .map_err(|_| SignError::TokenResponse("not UTF-8".into()))
+    } else {
+        serde_json::from_slice(&answer.body)
+            .map(IntrospectionResponse::Json)
+            .map_err(|e| SignError::TokenResponse(format!("not an introspection response: {e}")))
+    }
+}
+
 /// The claims of an active token, `Inactive`, or why the answer is unusable.
 pub(crate) async fn read(
     response: IntrospectionResponse,
@@ -82,7 +123,6 @@ pub(crate) async fn read(
                 "a JWT introspection answer that nothing is configured to verify".into(),
             ));
         }
-        (_, _) => return Err(SwapError::Server("an unknown introspection answer".into())),
     };
     if answer.get("active") != Some(&Value::Bool(true)) {
         return Err(SwapError::Inactive);

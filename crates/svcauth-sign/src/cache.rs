@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use http::HeaderValue;
-use svcauth_core::bounded::BoundedMap;
-use svcauth_core::per_thread::PerThread;
+use svcauth_core::__private::BoundedMap;
+use svcauth_core::__private::PerThread;
 
 use arc_swap::ArcSwapOption;
 
-use crate::token::{OnBehalfOf, Token};
+use crate::source::{OnBehalfOf, Token};
 
 pub(crate) struct Cached {
     pub(crate) token: Token,

@@ -66,30 +66,28 @@ mod cache;
 mod error;
 mod future;
 mod layer;
-mod oauth;
 mod reqwest;
-mod self_signed;
 mod service;
 mod signer;
-mod token;
+mod source;
+mod sts;
 
 pub use base_url::{BaseUrl, InvalidBaseUrl, UnsafePath};
 pub use error::{ConfigError, SignError};
 pub use future::{BoxError, ResponseFuture};
 pub use layer::SignLayer;
-pub use oauth::{
-    AudienceParameter, ClientAuth, ClientCredentials, IntrospectionResponse, MAX_RESPONSE_BYTES,
-    StsClient, TokenExchange,
-};
 #[cfg(feature = "reqwest-middleware")]
 pub use reqwest::SignMiddleware;
-pub use self_signed::{BACKDATE, DEFAULT_LIFETIME, MAX_LIFETIME, SelfSigned};
 pub use service::Sign;
 pub use signer::{
     BindRequest, DEFAULT_MAX_AUDIENCES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REFRESH_AT,
     DEFAULT_SAFETY_MARGIN, Destination, Signer, SignerBuilder, SignerMetrics, TargetAudience,
 };
-pub use token::{BoxFuture, OnBehalfOf, Token, TokenRequest, TokenSource};
+pub use source::{
+    BACKDATE, BoxFuture, ClientCredentials, DEFAULT_LIFETIME, MAX_LIFETIME, OnBehalfOf, SelfSigned,
+    Token, TokenExchange, TokenRequest, TokenSource,
+};
+pub use sts::{AudienceParameter, ClientAuth, MAX_RESPONSE_BYTES, StsAnswer, StsClient};
 
 /// The README's snippets, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]

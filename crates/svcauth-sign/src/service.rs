@@ -11,7 +11,7 @@ use tower_service::Service;
 use crate::error::SignError;
 use crate::future::{BoxError, ResponseFuture};
 use crate::signer::{Destination, Plan, Signer};
-use crate::token::OnBehalfOf;
+use crate::source::OnBehalfOf;
 
 /// The signing service. See [`crate::SignLayer`].
 #[derive(Debug, Clone)]

@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::{Extensions, HeaderValue, Method};
-use svcauth_core::per_thread::PerThread;
+use svcauth_core::__private::PerThread;
 use svcauth_core::{RequestBinding, SharedClock, system_clock};
 use svcauth_jwks::KeyRing;
 
 use crate::cache::{Cached, Fresh, Slot, TokenCache};
 use crate::error::{ConfigError, SignError};
-use crate::self_signed::SelfSigned;
-use crate::token::{OnBehalfOf, Token, TokenRequest, TokenSource};
+use crate::source::self_signed::SelfSigned;
+use crate::source::{OnBehalfOf, Token, TokenRequest, TokenSource};
 
 /// Default refresh point: 80% of a token's lifetime.
 pub const DEFAULT_REFRESH_AT: f64 = 0.8;

@@ -8,8 +8,8 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use svcauth_core::bounded::BoundedMap;
-use svcauth_core::per_thread::PerThread;
+use svcauth_core::__private::BoundedMap;
+use svcauth_core::__private::PerThread;
 
 use crate::claims::VerifiedClaims;
 

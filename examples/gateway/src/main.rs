@@ -188,14 +188,11 @@ async fn run(args: Args) -> Result<(), String> {
         }
         (None, None) => unreachable!("clap requires one of them"),
     };
-    let mut sts = StsClient::new(&args.token_endpoint, &args.client_id, auth)
+    let sts = StsClient::new(&args.token_endpoint, &args.client_id, auth)
         .map_err(|e| format!("--token-endpoint: {e}"))?;
     let builder = match &args.introspection_endpoint {
         Some(endpoint) => {
-            sts = sts
-                .introspection_endpoint(endpoint)
-                .map_err(|e| format!("--introspection-endpoint: {e}"))?;
-            let mut builder = Gateway::introspection(sts);
+            let mut builder = Gateway::introspection(sts, endpoint);
             if let Some(audience) = &args.introspection_audience {
                 builder = builder.introspection_audience(audience);
             }

@@ -1,4 +1,6 @@
-//! Tokens and where they come from.
+//! Tokens and where they come from: the [`TokenSource`] trait, and one file
+//! per source ([`SelfSigned`], [`ClientCredentials`], [`TokenExchange`]). A
+//! new source goes in a file of its own here.
 
 use std::fmt;
 use std::future::Future;
@@ -8,6 +10,14 @@ use http::HeaderValue;
 use svcauth_core::RequestBinding;
 
 use crate::error::SignError;
+
+mod client_credentials;
+pub(crate) mod self_signed;
+mod token_exchange;
+
+pub use client_credentials::ClientCredentials;
+pub use self_signed::{BACKDATE, DEFAULT_LIFETIME, MAX_LIFETIME, SelfSigned};
+pub use token_exchange::TokenExchange;
 
 /// A boxed future, as token sources return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

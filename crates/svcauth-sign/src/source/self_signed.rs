@@ -8,7 +8,7 @@ use svcauth_core::{Actor, SharedClock, b64, system_clock};
 use svcauth_jwks::{KeyRing, SigningKey};
 
 use crate::error::{ConfigError, SignError};
-use crate::token::{BoxFuture, OnBehalfOf, Token, TokenRequest, TokenSource};
+use crate::source::{BoxFuture, OnBehalfOf, Token, TokenRequest, TokenSource};
 
 /// Default token lifetime: 5 minutes.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);

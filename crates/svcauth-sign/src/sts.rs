@@ -15,17 +15,14 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use crate::error::{ConfigError, SignError};
-use crate::self_signed::{compact_jws, random_id};
-use crate::token::{BoxFuture, OnBehalfOf, Token, TokenRequest, TokenSource};
+use crate::source::Token;
+use crate::source::self_signed::{compact_jws, random_id};
 
-const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
-const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Attempts for a transient failure (5xx, 429, transport), backing off.
 const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(200);
-/// The largest answer read from a token or introspection endpoint: 64 KiB.
+/// The largest answer read from an endpoint of the authorization server: 64 KiB.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// How the client proves who it is to the token endpoint.
@@ -77,7 +74,6 @@ pub enum AudienceParameter {
 #[derive(Clone)]
 pub struct StsClient {
     endpoint: Url,
-    introspection: Option<Url>,
     client_id: String,
     auth: ClientAuth,
     audience_parameter: AudienceParameter,
@@ -115,7 +111,6 @@ impl StsClient {
         let http = sts_http_client(None)?;
         Ok(StsClient {
             endpoint,
-            introspection: None,
             client_id: client_id.to_owned(),
             auth,
             audience_parameter: AudienceParameter::default(),
@@ -141,13 +136,6 @@ impl StsClient {
         self
     }
 
-    /// The authorization server's introspection endpoint (RFC 7662), for
-    /// [`introspect`](StsClient::introspect): https, or http to loopback.
-    pub fn introspection_endpoint(mut self, url: &str) -> Result<Self, ConfigError> {
-        self.introspection = Some(checked_url(url)?);
-        Ok(self)
-    }
-
     /// The client's identifier at the authorization server.
     pub fn client_id(&self) -> &str {
         &self.client_id
@@ -167,7 +155,7 @@ impl StsClient {
         self
     }
 
-    fn audience_form(&self, audience: &str) -> (&'static str, String) {
+    pub(crate) fn audience_form(&self, audience: &str) -> (&'static str, String) {
         let name = match self.audience_parameter {
             AudienceParameter::Resource => "resource",
             AudienceParameter::Audience => "audience",
@@ -175,33 +163,63 @@ impl StsClient {
         (name, audience.to_owned())
     }
 
-    /// POSTs a token request, retrying transient failures with backoff.
-    async fn request(&self, mut form: Vec<(&'static str, String)>) -> Result<Token, SignError> {
+    /// A token request at the token endpoint.
+    pub(crate) async fn request(
+        &self,
+        mut form: Vec<(&'static str, String)>,
+    ) -> Result<Token, SignError> {
         if let Some(scope) = &self.scope {
             form.push(("scope", scope.clone()));
         }
+        let answer = self
+            .send(&self.endpoint, &form, "application/json", "token request")
+            .await?;
+        self.parse(&answer.body)
+    }
+
+    /// POSTs `form` to `endpoint`, another endpoint of the same
+    /// authorization server (https, or http to loopback), with the client
+    /// authenticated as for token requests, and returns a `200` answer.
+    /// Transient failures (transport, 5xx, 429) are retried with backoff;
+    /// any other status is a [`SignError::TokenEndpoint`] with the OAuth
+    /// `error` code. For grants and endpoints this crate does not model
+    /// (introspection, say).
+    pub async fn post(
+        &self,
+        endpoint: &str,
+        form: &[(&'static str, String)],
+        accept: &'static str,
+    ) -> Result<StsAnswer, SignError> {
+        let url = checked_url(endpoint).map_err(|e| SignError::Transport(e.to_string()))?;
+        self.send(&url, form, accept, "request").await
+    }
+
+    /// The one retry loop: [`post_form`](Self::post_form) until a `200`, a
+    /// lasting failure, or the last attempt.
+    async fn send(
+        &self,
+        url: &Url,
+        form: &[(&'static str, String)],
+        accept: &'static str,
+        what: &str,
+    ) -> Result<StsAnswer, SignError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.request_once(&form).await {
+            let result = match self.post_form(url, form, accept).await {
+                Ok(answer) if answer.status == 200 => Ok(answer),
+                Ok(answer) => Err(oauth_error(answer.status, &answer.body)),
+                Err(e) => Err(e),
+            };
+            match result {
                 Err(e) if e.is_transient() && attempt < ATTEMPTS => {
                     let delay = BACKOFF * 2u32.pow(attempt - 1);
-                    tracing::warn!(error = %e, attempt, "token endpoint failed; retrying in {delay:?}");
+                    tracing::warn!(error = %e, attempt, "{what} failed; retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
                 }
                 result => return result,
             }
         }
-    }
-
-    async fn request_once(&self, form: &[(&'static str, String)]) -> Result<Token, SignError> {
-        let (status, _, bytes) = self
-            .post_form(&self.endpoint, form, "application/json")
-            .await?;
-        if status != 200 {
-            return Err(oauth_error(status, &bytes));
-        }
-        self.parse(&bytes)
     }
 
     /// POSTs `form` to `url` (an endpoint of the same authorization server)
@@ -212,7 +230,7 @@ impl StsClient {
         url: &Url,
         form: &[(&'static str, String)],
         accept: &'static str,
-    ) -> Result<(u16, String, bytes::Bytes), SignError> {
+    ) -> Result<StsAnswer, SignError> {
         let mut form = form.to_vec();
         let mut request = self.http.post(url.clone());
         // The credential is used here only, when a token must be fetched.
@@ -273,69 +291,11 @@ impl StsClient {
         if bytes.len() > MAX_RESPONSE_BYTES {
             return Err(SignError::TokenResponse("response too large".into()));
         }
-        Ok((status, content_type, bytes))
-    }
-
-    /// Asks the authorization server's introspection endpoint (RFC 7662)
-    /// about `token`, authenticated as this client. With `jwt_response`, the
-    /// answer is asked for as a signed JWT (RFC 9701,
-    /// `application/token-introspection+jwt`); the caller must verify it.
-    ///
-    /// Transient failures (transport, 5xx, 429) are retried with backoff,
-    /// like token requests.
-    ///
-    /// Fails with [`SignError::Unsupported`] unless
-    /// [`introspection_endpoint`](StsClient::introspection_endpoint) was set.
-    pub async fn introspect(
-        &self,
-        token: &str,
-        jwt_response: bool,
-    ) -> Result<IntrospectionResponse, SignError> {
-        let Some(url) = &self.introspection else {
-            return Err(SignError::Unsupported(
-                "introspection (no endpoint configured)",
-            ));
-        };
-        let form = vec![
-            ("token", token.to_owned()),
-            ("token_type_hint", "access_token".to_owned()),
-        ];
-        let accept = if jwt_response {
-            "application/token-introspection+jwt"
-        } else {
-            "application/json"
-        };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = match self.post_form(url, &form, accept).await {
-                Ok((200, content_type, body)) => {
-                    if content_type.starts_with("application/token-introspection+jwt") {
-                        String::from_utf8(body.to_vec())
-                            .map(|jwt| IntrospectionResponse::Jwt(jwt.trim().to_owned()))
-                            .map_err(|_| SignError::TokenResponse("not UTF-8".into()))
-                    } else {
-                        serde_json::from_slice(&body)
-                            .map(IntrospectionResponse::Json)
-                            .map_err(|e| {
-                                SignError::TokenResponse(format!(
-                                    "not an introspection response: {e}"
-                                ))
-                            })
-                    }
-                }
-                Ok((status, _, body)) => Err(oauth_error(status, &body)),
-                Err(e) => Err(e),
-            };
-            match result {
-                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
-                    let delay = BACKOFF * 2u32.pow(attempt - 1);
-                    tracing::warn!(error = %e, attempt, "introspection failed; retrying in {delay:?}");
-                    tokio::time::sleep(delay).await;
-                }
-                result => return result,
-            }
-        }
+        Ok(StsAnswer {
+            status,
+            content_type,
+            body: bytes,
+        })
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<Token, SignError> {
@@ -394,15 +354,16 @@ fn oauth_error(status: u16, body: &[u8]) -> SignError {
     SignError::TokenEndpoint { status, error }
 }
 
-/// What an introspection endpoint answered (RFC 7662 / RFC 9701).
+/// An answer of the authorization server to [`StsClient::post`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub enum IntrospectionResponse {
-    /// A plain JSON answer (RFC 7662 §2.2): `{"active": ..., ...}`.
-    Json(serde_json::Map<String, serde_json::Value>),
-    /// A signed JWT answer (RFC 9701) whose `token_introspection` claim holds
-    /// the JSON answer. Not yet verified.
-    Jwt(String),
+pub struct StsAnswer {
+    /// The HTTP status (200 for what `post` returns).
+    pub status: u16,
+    /// The `Content-Type`, or empty.
+    pub content_type: String,
+    /// The body, at most [`MAX_RESPONSE_BYTES`].
+    pub body: bytes::Bytes,
 }
 
 fn jwt_exp(token: &str) -> Option<u64> {
@@ -419,95 +380,5 @@ impl fmt::Debug for StsClient {
             .field("auth", &self.auth)
             .field("audience_parameter", &self.audience_parameter)
             .finish_non_exhaustive()
-    }
-}
-
-/// Tokens from the client credentials grant, one per audience.
-#[derive(Debug, Clone)]
-pub struct ClientCredentials {
-    sts: StsClient,
-}
-
-impl ClientCredentials {
-    /// Asks `sts` for tokens as the client itself.
-    pub fn new(sts: StsClient) -> Self {
-        ClientCredentials { sts }
-    }
-}
-
-impl TokenSource for ClientCredentials {
-    fn token<'a>(&'a self, request: TokenRequest<'a>) -> BoxFuture<'a, Result<Token, SignError>> {
-        Box::pin(async move {
-            if request.binding.is_some() {
-                return Err(SignError::Unsupported(
-                    "request binding (an STS token cannot be bound)",
-                ));
-            }
-            if request.on_behalf_of.is_some() {
-                return Err(SignError::Unsupported("delegation (use TokenExchange)"));
-            }
-            let form = vec![
-                ("grant_type", GRANT_CLIENT_CREDENTIALS.to_owned()),
-                self.sts.audience_form(request.audience),
-            ];
-            let token = self.sts.request(form).await?;
-            tracing::debug!(
-                aud = request.audience,
-                "token obtained by client credentials"
-            );
-            Ok(token)
-        })
-    }
-}
-
-/// Tokens from RFC 8693 token exchange: the user's inbound token
-/// ([`OnBehalfOf::SubjectToken`]) for a token addressed to the next audience.
-#[derive(Debug, Clone)]
-pub struct TokenExchange {
-    sts: StsClient,
-    subject_token_type: String,
-}
-
-impl TokenExchange {
-    /// Exchanges subject tokens (access tokens) at `sts`.
-    pub fn new(sts: StsClient) -> Self {
-        TokenExchange {
-            sts,
-            subject_token_type: TOKEN_TYPE_ACCESS.to_owned(),
-        }
-    }
-
-    /// The `subject_token_type` URN (default the access-token type).
-    #[must_use]
-    pub fn subject_token_type(mut self, urn: &str) -> Self {
-        self.subject_token_type = urn.to_owned();
-        self
-    }
-}
-
-impl TokenSource for TokenExchange {
-    fn token<'a>(&'a self, request: TokenRequest<'a>) -> BoxFuture<'a, Result<Token, SignError>> {
-        Box::pin(async move {
-            let Some(OnBehalfOf::SubjectToken(subject)) = request.on_behalf_of else {
-                return Err(SignError::Unsupported(
-                    "a call without a subject token (token exchange needs one)",
-                ));
-            };
-            if request.binding.is_some() {
-                return Err(SignError::Unsupported(
-                    "request binding (an STS token cannot be bound)",
-                ));
-            }
-            let form = vec![
-                ("grant_type", GRANT_TOKEN_EXCHANGE.to_owned()),
-                ("subject_token", subject.clone()),
-                ("subject_token_type", self.subject_token_type.clone()),
-                ("requested_token_type", TOKEN_TYPE_ACCESS.to_owned()),
-                self.sts.audience_form(request.audience),
-            ];
-            let token = self.sts.request(form).await?;
-            tracing::debug!(aud = request.audience, "token obtained by token exchange");
-            Ok(token)
-        })
     }
 }
