@@ -50,10 +50,6 @@ const LONG_FILES: &[(&str, &str)] = &[
         "the demo is one script, step after step",
     ),
     (
-        "crates/svcauth-sign/src/signer.rs",
-        "routing, memo and refresh: to split by concern (issue 19)",
-    ),
-    (
         "crates/svcauth-gateway/src/gateway.rs",
         "swap, builder and limiters: to split (issue 19)",
     ),

@@ -1,6 +1,6 @@
 //! The per-audience token cache: reuse until a refresh point, refresh in the
-//! background by one task per audience, never hand out a token about to
-//! expire.
+//! background by one task per audience (with backoff after failures), never
+//! hand out a token about to expire.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -26,10 +26,10 @@ pub(crate) struct Slot {
     pub(crate) audience: String,
     pub(crate) on_behalf_of: Option<OnBehalfOf>,
     pub(crate) current: ArcSwapOption<Cached>,
-    pub(crate) refreshing: AtomicBool,
+    refreshing: AtomicBool,
     /// No background refresh before this clock time (ms): backoff after failures.
-    pub(crate) next_attempt: AtomicU64,
-    pub(crate) failures: AtomicU32,
+    next_attempt: AtomicU64,
+    failures: AtomicU32,
     pub(crate) mint: tokio::sync::Mutex<()>,
 }
 
@@ -63,6 +63,53 @@ impl Slot {
             _ => Fresh::No,
         }
     }
+
+    /// Keeps a freshly minted token: refreshed from `refresh_fraction` of
+    /// its lifetime (less up to 5% of jitter, so that replicas and
+    /// audiences do not all refresh at once), handed out until
+    /// `safety_margin_ms` (at most a quarter of the lifetime) before expiry.
+    pub(crate) fn store(
+        &self,
+        token: &Token,
+        now_ms: u64,
+        refresh_fraction: f64,
+        safety_margin_ms: u64,
+    ) {
+        let expires = token.expires_at().saturating_mul(1000);
+        let lifetime = expires.saturating_sub(now_ms);
+        let margin = safety_margin_ms.min(lifetime / 4);
+        let refresh_at = now_ms + (lifetime as f64 * (refresh_fraction - 0.05 * jitter())) as u64;
+        self.current.store(Some(Arc::new(Cached {
+            token: token.clone(),
+            refresh_at,
+            usable_until: expires - margin,
+        })));
+        self.failures.store(0, Ordering::Relaxed);
+    }
+
+    /// Claims the slot's one background refresh: `false` while one runs or
+    /// while a recent failure's backoff lasts.
+    pub(crate) fn start_refresh(&self, now_ms: u64) -> bool {
+        now_ms >= self.next_attempt.load(Ordering::Relaxed)
+            && !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Ends the background refresh; after a failure, none is tried again
+    /// for 2, 4, ... 32 s.
+    pub(crate) fn finish_refresh(&self, failed: bool, now_ms: u64) {
+        if failed {
+            let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+            let backoff = 1000u64 << failures.min(5);
+            self.next_attempt.store(now_ms + backoff, Ordering::Relaxed);
+        }
+        self.refreshing.store(false, Ordering::Release);
+    }
+}
+
+fn jitter() -> f64 {
+    let mut b = [0u8; 2];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
 }
 
 /// A thread's own copy of a cached header, usable until the token's refresh

@@ -66,7 +66,9 @@ mod cache;
 mod error;
 mod future;
 mod layer;
+mod metrics;
 mod reqwest;
+mod route;
 mod service;
 mod signer;
 mod source;
@@ -76,12 +78,14 @@ pub use base_url::{BaseUrl, InvalidBaseUrl, UnsafePath};
 pub use error::{ConfigError, SignError};
 pub use future::{BoxError, ResponseFuture};
 pub use layer::SignLayer;
+pub use metrics::SignerMetrics;
 #[cfg(feature = "reqwest-middleware")]
 pub use reqwest::SignMiddleware;
+pub use route::{BindRequest, Destination, TargetAudience};
 pub use service::Sign;
 pub use signer::{
-    BindRequest, DEFAULT_MAX_AUDIENCES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REFRESH_AT,
-    DEFAULT_SAFETY_MARGIN, Destination, Signer, SignerBuilder, SignerMetrics, TargetAudience,
+    DEFAULT_MAX_AUDIENCES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REFRESH_AT, DEFAULT_SAFETY_MARGIN,
+    Signer, SignerBuilder,
 };
 pub use source::{
     BACKDATE, BoxFuture, ClientCredentials, DEFAULT_LIFETIME, MAX_LIFETIME, OnBehalfOf, SelfSigned,

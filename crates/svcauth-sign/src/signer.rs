@@ -1,18 +1,18 @@
 //! The [`Signer`]: which destination gets which token, and the cache.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use http::{Extensions, HeaderValue, Method};
-use svcauth_core::__private::PerThread;
+use http::{HeaderValue, Method};
 use svcauth_core::{RequestBinding, SharedClock, system_clock};
 use svcauth_jwks::KeyRing;
 
-use crate::cache::{Cached, Fresh, Slot, TokenCache};
+use crate::cache::{Fresh, Slot, TokenCache};
 use crate::error::{ConfigError, SignError};
+use crate::metrics::{Counters, SignerMetrics};
+use crate::route::{Destination, Resolver, Router};
 use crate::source::self_signed::SelfSigned;
 use crate::source::{OnBehalfOf, Token, TokenRequest, TokenSource};
 
@@ -25,241 +25,10 @@ pub const DEFAULT_MAX_AUDIENCES: usize = 1024;
 /// Default largest body hashed for a bound request: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// A request extension naming the audience of this one request, ahead of
-/// the signer's destination map.
-///
-/// The audience must still belong to the destination: its origin must be
-/// mapped to it ([`SignerBuilder::audience`], or the resolver), or allowed
-/// to receive it ([`SignerBuilder::allow_audience_at`]). Otherwise the
-/// request fails with [`SignError::AudienceNotAllowed`] and nothing is sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetAudience(pub String);
-
-/// A request extension: bind (or with `false`, do not bind) this request's
-/// token to the request, whatever the destination's default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BindRequest(pub bool);
-
-/// The destination of a request, as the signer sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct Destination<'a> {
-    /// `http` or `https`.
-    pub scheme: &'a str,
-    /// The host, without brackets for IPv6.
-    pub host: &'a str,
-    /// The port, explicit or the scheme's default.
-    pub port: u16,
-    /// The path (for binding, and for a resolver that routes by path).
-    pub path: &'a str,
-    /// The query as sent, without the `?` (for binding).
-    pub query: Option<&'a str>,
-}
-
-impl Destination<'_> {
-    /// `scheme://host:port`, for messages.
-    pub fn origin(&self) -> String {
-        format!(
-            "{}://{}:{}",
-            self.scheme.to_ascii_lowercase(),
-            self.host.to_ascii_lowercase(),
-            self.port
-        )
-    }
-
-    fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.to_owned()
-        };
-        format!("{host}:{}", self.port)
-    }
-
-    fn is_loopback(&self) -> bool {
-        self.host.eq_ignore_ascii_case("localhost")
-            || self
-                .host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    }
-}
-
-/// What to do for one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Plan {
-    /// Send it without a token.
-    Skip,
-    /// Attach a token for `audience`, bound to the request or not.
-    Token { audience: Arc<str>, bind: bool },
-}
-
-#[derive(Debug, Clone)]
-struct Route {
-    scheme: String,
-    host: String,
-    port: u16,
-    audience: Arc<str>,
-    bind: bool,
-    /// Further audiences this origin may receive when a request names them
-    /// ([`TargetAudience`]); never chosen by default.
-    also: Vec<Arc<str>>,
-}
-
-impl Route {
-    fn matches(&self, d: &Destination<'_>) -> bool {
-        self.port == d.port
-            && self.scheme.eq_ignore_ascii_case(d.scheme)
-            && self.host.eq_ignore_ascii_case(d.host)
-    }
-}
-
-/// Destination routes, found by a hash of (scheme, host, port) computed
-/// without allocating: this lookup runs on every request.
-#[derive(Debug, Default)]
-struct Routes {
-    hasher: foldhash::fast::FixedState,
-    buckets: HashMap<u64, Vec<Route>, std::hash::BuildHasherDefault<IdentityHasher>>,
-}
-
-impl Routes {
-    fn hash(&self, scheme: &str, host: &str, port: u16) -> u64 {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = self.hasher.build_hasher();
-        for part in [scheme, host] {
-            for chunk in part.as_bytes().chunks(8) {
-                let mut word = [0u8; 8];
-                for (w, b) in word.iter_mut().zip(chunk) {
-                    *w = b.to_ascii_lowercase();
-                }
-                h.write_u64(u64::from_le_bytes(word));
-            }
-            h.write_u8(0xff);
-        }
-        h.write_u16(port);
-        h.finish()
-    }
-
-    fn insert(&mut self, route: Route) {
-        let key = self.hash(&route.scheme, &route.host, route.port);
-        let bucket = self.buckets.entry(key).or_default();
-        bucket.retain(|r| {
-            !(r.port == route.port && r.scheme == route.scheme && r.host == route.host)
-        });
-        bucket.push(route);
-    }
-
-    fn get_mut(&mut self, scheme: &str, host: &str, port: u16) -> Option<&mut Route> {
-        let key = self.hash(scheme, host, port);
-        self.buckets
-            .get_mut(&key)?
-            .iter_mut()
-            .find(|r| r.port == port && r.scheme == scheme && r.host == host)
-    }
-
-    fn get(&self, d: &Destination<'_>) -> Option<&Route> {
-        self.buckets
-            .get(&self.hash(d.scheme, d.host, d.port))?
-            .iter()
-            .find(|r| r.matches(d))
-    }
-
-    fn origins(&self) -> Vec<String> {
-        self.buckets
-            .values()
-            .flatten()
-            .map(|r| format!("{}://{}:{}", r.scheme, r.host, r.port))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect()
-    }
-}
-
-/// The keys of [`Routes`] are already hashes.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl std::hash::Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Resolver = Arc<dyn Fn(&Destination<'_>) -> Option<String> + Send + Sync>;
-
-/// Counts of the signer's work.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct SignerMetrics {
-    /// Tokens minted or fetched from the source.
-    pub mints: u64,
-    /// Requests served from the token cache.
-    pub cache_hits: u64,
-    /// Background refreshes that failed (the cached token stayed in use).
-    pub refresh_failures: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    mints: AtomicU64,
-    cache_hits: StripedCounter,
-    refresh_failures: AtomicU64,
-}
-
-/// A counter every request increments: one cache line per thread stripe, so
-/// threads counting at once do not contend for one line.
-#[derive(Default)]
-struct StripedCounter([PaddedCounter; 8]);
-
-#[derive(Default)]
-#[repr(align(128))]
-struct PaddedCounter(AtomicU64);
-
-impl StripedCounter {
-    fn add(&self) {
-        use std::cell::Cell;
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        thread_local!(static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) });
-        let stripe = STRIPE.with(|s| {
-            if s.get() == usize::MAX {
-                s.set(NEXT.fetch_add(1, Ordering::Relaxed) % 8);
-            }
-            s.get()
-        });
-        self.0[stripe].0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn sum(&self) -> u64 {
-        self.0.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
-    }
-}
-
-/// A thread's memo of one destination's plan, by authority.
-struct PlanMemo {
-    scheme: Box<str>,
-    plan: Plan,
-}
-
-thread_local! {
-    static PLANS: std::cell::RefCell<PerThread<PlanMemo>> = const { std::cell::RefCell::new(PerThread::new()) };
-}
-
 struct Inner {
-    /// Tells this signer's per-thread memos apart from other signers'.
-    id: u64,
+    router: Router,
     source: Arc<dyn TokenSource>,
     cache: TokenCache,
-    routes: Routes,
-    resolver: Option<Resolver>,
-    refuse_without_audience: bool,
-    allow_insecure_http: bool,
     refresh_at: f64,
     safety_margin: u64,
     max_body_bytes: usize,
@@ -386,44 +155,18 @@ impl SignerBuilder {
         if self.max_audiences == 0 {
             return Err(ConfigError::Invalid("max_audiences must be positive"));
         }
-        let mut routes = Routes::default();
-        for (origin, audience, bind) in self.routes {
-            let (scheme, host, port) = parse_origin(&origin)?;
-            routes.insert(Route {
-                scheme,
-                host,
-                port,
-                audience: audience.into(),
-                bind,
-                also: Vec::new(),
-            });
-        }
-        for (origin, audience) in self.allowed {
-            let (scheme, host, port) = parse_origin(&origin)?;
-            let audience: Arc<str> = audience.into();
-            match routes.get_mut(&scheme, &host, port) {
-                Some(route) => route.also.push(audience),
-                // Allowed, but no default: requests that name no audience
-                // go out as they would to an unmapped origin.
-                None => routes.insert(Route {
-                    scheme,
-                    host,
-                    port,
-                    audience: Arc::from(""),
-                    bind: false,
-                    also: vec![audience],
-                }),
-            }
-        }
+        let router = Router::new(
+            self.routes,
+            self.allowed,
+            self.resolver,
+            self.refuse_without_audience,
+            self.allow_insecure_http,
+        )?;
         Ok(Signer {
             inner: Arc::new(Inner {
-                id: PerThread::<PlanMemo>::new_owner(),
+                router,
                 source: self.source,
                 cache: TokenCache::new(self.max_audiences),
-                routes,
-                resolver: self.resolver,
-                refuse_without_audience: self.refuse_without_audience,
-                allow_insecure_http: self.allow_insecure_http,
                 refresh_at: self.refresh_at,
                 safety_margin: self.safety_margin.as_millis() as u64,
                 max_body_bytes: self.max_body_bytes,
@@ -432,22 +175,6 @@ impl SignerBuilder {
             }),
         })
     }
-}
-
-/// `scheme://host[:port]` into lower-case scheme and host and an explicit port.
-fn parse_origin(origin: &str) -> Result<(String, String, u16), ConfigError> {
-    let url = url::Url::parse(origin).map_err(|_| ConfigError::Origin(origin.to_owned()))?;
-    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-        return Err(ConfigError::Origin(origin.to_owned()));
-    };
-    if !matches!(url.path(), "" | "/") || url.query().is_some() {
-        return Err(ConfigError::Origin(origin.to_owned()));
-    }
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    Ok((url.scheme().to_owned(), host, port))
 }
 
 impl Signer {
@@ -476,12 +203,12 @@ impl Signer {
 
     /// The counters so far.
     pub fn metrics(&self) -> SignerMetrics {
-        let c = &self.inner.counters;
-        SignerMetrics {
-            mints: c.mints.load(Ordering::Relaxed),
-            cache_hits: c.cache_hits.sum(),
-            refresh_failures: c.refresh_failures.load(Ordering::Relaxed),
-        }
+        self.inner.counters.snapshot()
+    }
+
+    /// Where the request goes and which token it gets.
+    pub(crate) fn router(&self) -> &Router {
+        &self.inner.router
     }
 
     /// Forgets every cached token, so the next call to each audience gets a
@@ -501,128 +228,24 @@ impl Signer {
         self.inner.max_body_bytes
     }
 
-    /// [`plan`](Signer::plan) for a request URI, memoised per thread by
-    /// (scheme, authority): the answer depends on nothing else unless the
-    /// request carries per-request options, which skip the memo, or the
-    /// answer came from the resolver, which may look at the path. Errors
-    /// are never memoised.
-    pub(crate) fn plan_uri<'u>(
-        &self,
-        uri: &'u http::Uri,
-        extensions: &Extensions,
-        destination: impl Fn(&'u http::Uri) -> Result<Destination<'u>, SignError>,
-    ) -> Result<Plan, SignError> {
-        let per_request = extensions.get::<TargetAudience>().is_some()
-            || extensions.get::<BindRequest>().is_some();
-        let (Some(scheme), Some(authority), false) =
-            (uri.scheme_str(), uri.authority(), per_request)
-        else {
-            return self.plan(&destination(uri)?, Some(extensions));
-        };
-        let authority = authority.as_str();
-        let id = self.inner.id;
-        let memo = PLANS.with(|p| {
-            let p = p.borrow();
-            let memo = p.get(id, authority)?;
-            (&*memo.scheme == scheme).then(|| memo.plan.clone())
-        });
-        if let Some(plan) = memo {
-            return Ok(plan);
-        }
-        let destination = destination(uri)?;
-        let plan = self.plan(&destination, Some(extensions))?;
-        if self.inner.resolver.is_some() && self.inner.routes.get(&destination).is_none() {
-            return Ok(plan);
-        }
-        // This thread's own copy of the audience, so its reference count is
-        // not shared with other threads.
-        let copy = match &plan {
-            Plan::Skip => Plan::Skip,
-            Plan::Token { audience, bind } => Plan::Token {
-                audience: Arc::from(&**audience),
-                bind: *bind,
-            },
-        };
-        let memo = PlanMemo {
-            scheme: scheme.into(),
-            plan: copy,
-        };
-        PLANS.with(|p| p.borrow_mut().insert(id, authority, memo, 64, 16));
-        Ok(plan)
-    }
-
-    /// Decides what a request to `destination` gets.
-    pub(crate) fn plan(
-        &self,
-        destination: &Destination<'_>,
-        extensions: Option<&Extensions>,
-    ) -> Result<Plan, SignError> {
-        let inner = &*self.inner;
-        let explicit = extensions.and_then(|e| e.get::<TargetAudience>());
-        let bind_override = extensions.and_then(|e| e.get::<BindRequest>()).map(|b| b.0);
-        let mapped = inner.routes.get(destination);
-        let route: Option<(Arc<str>, bool)> = match (explicit, mapped) {
-            (Some(TargetAudience(audience)), Some(route))
-                if *route.audience == **audience
-                    || route.also.iter().any(|a| **a == **audience) =>
-            {
-                let bind = *route.audience == **audience && route.bind;
-                Some((audience.as_str().into(), bind))
-            }
-            (Some(TargetAudience(audience)), None)
-                if inner
-                    .resolver
-                    .as_ref()
-                    .and_then(|r| r(destination))
-                    .is_some_and(|a| a == *audience) =>
-            {
-                Some((audience.as_str().into(), false))
-            }
-            (Some(TargetAudience(audience)), _) => {
-                return Err(SignError::AudienceNotAllowed {
-                    audience: audience.clone(),
-                    origin: destination.origin(),
-                });
-            }
-            (None, Some(route)) if !route.audience.is_empty() => {
-                Some((route.audience.clone(), route.bind))
-            }
-            (None, Some(_)) => None,
-            (None, None) => inner
-                .resolver
-                .as_ref()
-                .and_then(|r| r(destination))
-                .map(|a| (a.into(), false)),
-        };
-        let Some((audience, bind)) = route else {
-            if inner.refuse_without_audience {
-                return Err(SignError::NoAudience(destination.origin()));
-            }
-            tracing::debug!(origin = %destination.origin(), "no audience for destination; sending without a token");
-            return Ok(Plan::Skip);
-        };
-        let plain = !destination.scheme.eq_ignore_ascii_case("https");
-        if plain && !destination.is_loopback() && !inner.allow_insecure_http {
-            if inner.refuse_without_audience {
-                return Err(SignError::InsecureDestination(destination.origin()));
-            }
-            tracing::warn!(origin = %destination.origin(), "plain http to a non-loopback host; sending without a token");
-            return Ok(Plan::Skip);
-        }
-        Ok(Plan::Token {
-            audience,
-            bind: bind_override.unwrap_or(bind),
-        })
-    }
-
-    /// The `Authorization` value for a planned request, from the cache when
-    /// possible. `body` is needed only when `bind` is set.
+    /// The one signing core every path shares (the http service, the
+    /// reqwest service and `Signer::sign`, the middleware): the
+    /// `Authorization` value for a planned request. A bound request gets a
+    /// fresh token for its method, URL, query and `body`; any other the
+    /// cached token (this thread's copy, the shared slot, or one mint per
+    /// audience however many wait).
     pub(crate) async fn authorization(
         &self,
         audience: &str,
         bind: Option<(&Method, &Destination<'_>, &[u8])>,
         on_behalf_of: Option<&OnBehalfOf>,
     ) -> Result<HeaderValue, SignError> {
+        if bind.is_none()
+            && on_behalf_of.is_none()
+            && let Some(value) = self.cached_authorization(audience)
+        {
+            return Ok(value);
+        }
         match bind {
             Some((method, destination, body)) => {
                 let target = match destination.query {
@@ -721,32 +344,19 @@ impl Signer {
         let span = tracing::debug_span!("svcauth.mint", aud = %slot.audience);
         let token = tracing::Instrument::instrument(self.inner.source.token(request), span).await?;
         self.inner.counters.mints.fetch_add(1, Ordering::Relaxed);
-        let now = self.now_ms();
-        let expires = token.expires_at().saturating_mul(1000);
-        let lifetime = expires.saturating_sub(now);
-        let margin = self.inner.safety_margin.min(lifetime / 4);
-        // Refresh at 80% of the lifetime, less up to 5% of jitter so that
-        // replicas and audiences do not all refresh at once.
-        let refresh_at = now + (lifetime as f64 * (self.inner.refresh_at - 0.05 * jitter())) as u64;
-        slot.current.store(Some(Arc::new(Cached {
-            token: token.clone(),
-            refresh_at,
-            usable_until: expires - margin,
-        })));
-        slot.failures.store(0, Ordering::Relaxed);
+        let inner = &self.inner;
+        slot.store(&token, self.now_ms(), inner.refresh_at, inner.safety_margin);
         Ok(token)
     }
 
     /// Starts one background refresh for the slot, unless one is running or
     /// a recent failure asks to wait.
     fn refresh_in_background(&self, slot: &Arc<Slot>) {
-        if self.now_ms() < slot.next_attempt.load(Ordering::Relaxed)
-            || slot.refreshing.swap(true, Ordering::AcqRel)
-        {
+        if !slot.start_refresh(self.now_ms()) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            slot.refreshing.store(false, Ordering::Release);
+            slot.finish_refresh(false, self.now_ms());
             return;
         };
         let (signer, slot) = (self.clone(), slot.clone());
@@ -755,14 +365,11 @@ impl Signer {
                 let _single_flight = slot.mint.lock().await;
                 signer.mint_into(&slot).await
             };
-            if let Err(error) = result {
-                let failures = slot.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                let backoff = 1000u64 << failures.min(5);
-                slot.next_attempt.store(signer.now_ms() + backoff, Ordering::Relaxed);
+            if let Err(error) = &result {
                 signer.inner.counters.refresh_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(aud = %slot.audience, %error, "token refresh failed; the current token stays in use");
             }
-            slot.refreshing.store(false, Ordering::Release);
+            slot.finish_refresh(result.is_err(), signer.now_ms());
         });
     }
 
@@ -771,16 +378,10 @@ impl Signer {
     }
 }
 
-fn jitter() -> f64 {
-    let mut b = [0u8; 2];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
-}
-
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signer")
-            .field("routes", &self.inner.routes.origins())
+            .field("routes", &self.inner.router.origins())
             .field("cached_audiences", &self.inner.cache.len())
             .finish_non_exhaustive()
     }
