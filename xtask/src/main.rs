@@ -17,7 +17,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  test                          formatting check, clippy -D warnings, all tests, doc tests
+  test                          formatting check, tidy, clippy -D warnings, docs without
+                                warnings, all tests, doc tests
                                 (installs redis-server, PyJWT and the node peers when missing)
   keygen [--alg ALG] [--out FILE] [--force]
                                 write a new PKCS#8 private key PEM (default: EdDSA, to stdout)
@@ -91,6 +92,22 @@ fn test() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
+    // Both builds of the docs (default features, all features) without a
+    // warning: a broken link is a failure, not a note.
+    for features in [None, Some("--all-features")] {
+        let mut args = vec!["doc", "--no-deps", "--workspace", "--quiet"];
+        args.extend(features);
+        eprintln!("\n==> RUSTDOCFLAGS='-D warnings' cargo {}", args.join(" "));
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+            .args(&args)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .current_dir(root())
+            .status()
+            .map_err(|e| format!("could not run cargo doc: {e}"))?;
+        if !status.success() {
+            return Err(format!("`cargo {}` has warnings", args.join(" ")));
+        }
+    }
     let mut totals = Totals::default();
     let result = cargo_test(&["test", "--workspace", "--all-targets"], &env, &mut totals)
         .and_then(|()| cargo_test(&["test", "--workspace", "--doc"], &env, &mut totals));

@@ -50,10 +50,6 @@ const LONG_FILES: &[(&str, &str)] = &[
         "the demo is one script, step after step",
     ),
     (
-        "crates/svcauth-gateway/src/gateway.rs",
-        "swap, builder and limiters: to split (issue 19)",
-    ),
-    (
         "crates/svcauth-jwks/src/source/remote.rs",
         "fetch and store over the snapshot: to split (issue 19)",
     ),

@@ -61,7 +61,7 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_sha256: Option<String>,
     /// Request binding: base64url (no padding) SHA-256 of the exact query
-    /// string (see [`crate::binding`]).
+    /// string (see [`crate::RequestBinding`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_sha256: Option<String>,
     /// Every other claim, as found.

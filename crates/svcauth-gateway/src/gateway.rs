@@ -1,5 +1,5 @@
-//! [`Gateway`]: the swap of one reference token, with its configuration
-//! ([`GatewayBuilder`]), its cache and its limits. The tower layer
+//! [`Gateway`]: the swap of one reference token, through its cache and
+//! its limits. The configuration is in `builder.rs`; the tower layer
 //! ([`crate::PhantomTokenLayer`]) is a thin shell around [`Gateway::swap`].
 
 use std::fmt;
@@ -8,116 +8,21 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
-use svcauth_core::{SharedClock, system_clock};
+use svcauth_core::SharedClock;
 use svcauth_jwks::KeySource;
 use svcauth_sign::{OnBehalfOf, SignError, StsClient, TokenExchange, TokenRequest, TokenSource};
 
+use crate::builder::{EXPIRY_MARGIN, GatewayBuilder, MAX_TOKEN_BYTES, MIN_TOKEN_BYTES};
 use crate::cache::{Digest, Outcome, SwapCache};
-use crate::error::{ConfigError, SwapError};
+use crate::error::SwapError;
+use crate::headers::header_matches;
 use crate::introspection::{self, Introspected};
+use crate::limiter::{ClientLimiter, MissLimiter};
 use crate::metrics::{Counters, GatewayMetrics};
-
-/// How long a swap is reused at most, whatever the token's own expiry:
-/// 5 minutes. This is also how long a token revoked at the authorization
-/// server keeps working at the edge.
-pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(300);
-/// How long an inactive or unknown reference token is remembered: 30 s.
-pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
-/// How long an authorization-server failure is shared by the requests for
-/// the same token (and announced in `Retry-After`): 2 s.
-pub const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(2);
-/// Entries kept at most (positive and negative): 100,000.
-pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
-/// Cache misses allowed per second, sustained: 50.
-pub const DEFAULT_MISS_RATE: u32 = 50;
-/// Cache misses allowed at once above the sustained rate: 100.
-pub const DEFAULT_MISS_BURST: u32 = 100;
-/// An exchanged JWT stops being forwarded this long before its `exp` (or a
-/// quarter of its lifetime, if less), so it never arrives expired.
-pub const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
-/// The longest reference token looked at: 4 KiB.
-pub const MAX_TOKEN_BYTES: usize = 4096;
-/// The shortest: no authorization server issues reference tokens shorter
-/// than 8 characters, so shorter ones are junk, refused without asking.
-pub const MIN_TOKEN_BYTES: usize = 8;
-/// Cache misses allowed per second to one client (by address), sustained: 5.
-pub const DEFAULT_CLIENT_MISS_RATE: u32 = 5;
-/// Cache misses allowed at once to one client above that rate: 20.
-pub const DEFAULT_CLIENT_MISS_BURST: u32 = 20;
-
-/// Headers a client could use to claim an identity that internal services
-/// might believe. They are removed from every request before it is
-/// forwarded; [`GatewayBuilder::strip_header`] adds more.
-///
-/// Names are compared case-insensitively with `_` read as `-`, because CGI,
-/// WSGI, PHP and Rack turn `X_Forwarded_User` into the same variable as
-/// `X-Forwarded-User`. A name ending in `*` is a prefix: every header that
-/// starts with it goes.
-pub const IDENTITY_HEADERS: &[&str] = &[
-    // oauth2-proxy, and proxies that copy its names.
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-forwarded-preferred-username",
-    "x-forwarded-groups",
-    "x-forwarded-access-token",
-    "x-auth-request-*",
-    // Web servers, API gateways, Apache and friends.
-    "x-authenticated-user",
-    "x-authenticated-userid",
-    "x-authenticated-groups",
-    "x-authenticated-scope",
-    "x-remote-user",
-    "x-remote-group",
-    "remote-user",
-    "x-user",
-    "x-user-id",
-    "x-user-email",
-    "x-userinfo",
-    "x-client-id",
-    "x-consumer-*",
-    "x-credential-identifier",
-    "x-jwt-assertion",
-    "x-jwt-payload",
-    "x-id-token",
-    "x-access-token",
-    "x-introspection",
-    "x-webauth-user",
-    "x-ssl-client-*",
-    // AWS ALB, Google IAP, Cloudflare Access, Azure App Service / Easy Auth.
-    "x-amzn-oidc-*",
-    "x-goog-authenticated-user-*",
-    "x-goog-iap-jwt-assertion",
-    "cf-access-*",
-    "cf-access-jwt-assertion",
-    "x-ms-client-principal*",
-    "x-ms-token-*",
-    // Credentials for a proxy are never the upstream's business.
-    "proxy-authorization",
-];
-
-/// Whether the header `name` is named by `pattern` (from
-/// [`IDENTITY_HEADERS`] or [`GatewayBuilder::strip_header`]): ASCII case
-/// ignored, `_` read as `-`, a trailing `*` matching any rest.
-pub(crate) fn header_matches(pattern: &str, name: &str) -> bool {
-    let normal = |b: u8| match b {
-        b'_' => b'-',
-        b => b.to_ascii_lowercase(),
-    };
-    let (pattern, prefix) = match pattern.strip_suffix('*') {
-        Some(p) => (p, true),
-        None => (pattern, false),
-    };
-    let (p, n) = (pattern.as_bytes(), name.as_bytes());
-    if prefix {
-        n.len() >= p.len() && p.iter().zip(n).all(|(a, b)| normal(*a) == normal(*b))
-    } else {
-        n.len() == p.len() && p.iter().zip(n).all(|(a, b)| normal(*a) == normal(*b))
-    }
-}
 
 /// What a swap does with an active reference token.
 #[derive(Clone)]
-enum Mode {
+pub(crate) enum Mode {
     /// RFC 8693 token exchange for a JWT addressed to `audience`, forwarded.
     Exchange {
         source: TokenExchange,
@@ -166,22 +71,28 @@ pub struct Gateway {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    mode: Mode,
-    cache: SwapCache,
-    max_ttl: Duration,
-    negative_ttl: Duration,
-    failure_ttl: Duration,
-    limiter: MissLimiter,
-    pass_through_jwts: bool,
-    strip: Arc<[String]>,
-    client_limiter: Option<ClientLimiter>,
-    client_header: Option<http::HeaderName>,
-    clock: SharedClock,
-    counters: Counters,
+pub(crate) struct Inner {
+    pub(crate) mode: Mode,
+    pub(crate) cache: SwapCache,
+    pub(crate) max_ttl: Duration,
+    pub(crate) negative_ttl: Duration,
+    pub(crate) failure_ttl: Duration,
+    pub(crate) limiter: MissLimiter,
+    pub(crate) pass_through_jwts: bool,
+    pub(crate) strip: Arc<[String]>,
+    pub(crate) client_limiter: Option<ClientLimiter>,
+    pub(crate) client_header: Option<http::HeaderName>,
+    pub(crate) clock: SharedClock,
+    pub(crate) counters: Counters,
 }
 
 impl Gateway {
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        Gateway {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// A gateway that exchanges reference tokens at `sts` (RFC 8693) for
     /// JWTs addressed to `audience`, the internal audience.
     pub fn token_exchange(sts: StsClient, audience: &str) -> GatewayBuilder {
@@ -428,356 +339,9 @@ impl fmt::Debug for Gateway {
     }
 }
 
-/// Configuration of a [`Gateway`]; every setting has a safe default.
-#[must_use]
-pub struct GatewayBuilder {
-    mode: Mode,
-    max_ttl: Duration,
-    negative_ttl: Duration,
-    failure_ttl: Duration,
-    max_entries: usize,
-    miss_rate: u32,
-    miss_burst: u32,
-    pass_through_jwts: bool,
-    strip: Vec<String>,
-    client_miss: Option<(u32, u32)>,
-    client_header: Option<String>,
-    clock: SharedClock,
-}
-
-impl GatewayBuilder {
-    fn new(mode: Mode) -> Self {
-        GatewayBuilder {
-            mode,
-            max_ttl: DEFAULT_MAX_TTL,
-            negative_ttl: DEFAULT_NEGATIVE_TTL,
-            failure_ttl: DEFAULT_FAILURE_TTL,
-            max_entries: DEFAULT_MAX_ENTRIES,
-            miss_rate: DEFAULT_MISS_RATE,
-            miss_burst: DEFAULT_MISS_BURST,
-            pass_through_jwts: false,
-            strip: IDENTITY_HEADERS.iter().map(|h| (*h).to_owned()).collect(),
-            client_miss: Some((DEFAULT_CLIENT_MISS_RATE, DEFAULT_CLIENT_MISS_BURST)),
-            client_header: None,
-            clock: system_clock(),
-        }
-    }
-
-    /// The longest a swap is reused (default [`DEFAULT_MAX_TTL`]): the
-    /// bound on how long a token revoked at the authorization server still
-    /// works here.
-    pub fn max_ttl(mut self, ttl: Duration) -> Self {
-        self.max_ttl = ttl;
-        self
-    }
-
-    /// How long an inactive or unknown token is remembered (default
-    /// [`DEFAULT_NEGATIVE_TTL`]).
-    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = ttl;
-        self
-    }
-
-    /// How long an authorization-server failure is shared by requests for
-    /// the same token, and the `Retry-After` announced (default
-    /// [`DEFAULT_FAILURE_TTL`]).
-    pub fn failure_ttl(mut self, ttl: Duration) -> Self {
-        self.failure_ttl = ttl;
-        self
-    }
-
-    /// Entries kept at most (default [`DEFAULT_MAX_ENTRIES`]).
-    pub fn max_entries(mut self, max: usize) -> Self {
-        self.max_entries = max;
-        self
-    }
-
-    /// Cache misses (questions to the authorization server) allowed per
-    /// second, and at once above that (defaults [`DEFAULT_MISS_RATE`],
-    /// [`DEFAULT_MISS_BURST`]). A miss over the limit is answered 503 with
-    /// `Retry-After` and asks nothing.
-    pub fn miss_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
-        self.miss_rate = per_second;
-        self.miss_burst = burst;
-        self
-    }
-
-    /// Lets a JWT presented at the edge through unchanged, to be checked by
-    /// the verifying layer behind. By default it is refused with 401: a
-    /// client outside should hold only reference tokens.
-    pub fn pass_through_jwts(mut self) -> Self {
-        self.pass_through_jwts = true;
-        self
-    }
-
-    /// Also removes `name` from requests before forwarding (on top of
-    /// [`IDENTITY_HEADERS`]; `_` matches `-`, a trailing `*` any rest).
-    pub fn strip_header(mut self, name: &str) -> Self {
-        self.strip.push(name.to_ascii_lowercase());
-        self
-    }
-
-    /// Cache misses allowed per second to one client, and at once above
-    /// that (defaults [`DEFAULT_CLIENT_MISS_RATE`],
-    /// [`DEFAULT_CLIENT_MISS_BURST`]). A client over its budget gets 429
-    /// with `Retry-After` and takes nothing from the overall
-    /// [`miss_rate_limit`](Self::miss_rate_limit). The client is the peer
-    /// address (`axum`'s `ConnectInfo`, or a [`crate::ClientAddr`] extension),
-    /// or the header named by [`client_address_header`](Self::client_address_header).
-    pub fn client_miss_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
-        self.client_miss = Some((per_second, burst));
-        self
-    }
-
-    /// No per-client budget: only the overall miss rate limit applies.
-    pub fn no_client_miss_rate_limit(mut self) -> Self {
-        self.client_miss = None;
-        self
-    }
-
-    /// Behind a trusted reverse proxy: the client is the last address in
-    /// this header (`x-forwarded-for`, `x-real-ip`), which the proxy sets.
-    /// Only when every request comes through that proxy: otherwise a client
-    /// picks its own address.
-    pub fn client_address_header(mut self, name: &str) -> Self {
-        self.client_header = Some(name.to_ascii_lowercase());
-        self
-    }
-
-    /// Introspection mode: accept only tokens whose answer names `audience`
-    /// in `aud` (RFC 7662 §2.2), so that a token the same authorization
-    /// server issued for another API is refused here. Without it, any
-    /// active access token of the server passes.
-    pub fn introspection_audience(mut self, audience: &str) -> Self {
-        if let Mode::Introspection { audience: aud, .. } = &mut self.mode {
-            *aud = Some(audience.to_owned());
-        }
-        self
-    }
-
-    /// Introspection mode: ask for RFC 9701 JWT answers and accept only
-    /// those signed by `issuer`'s keys, addressed to this client.
-    pub fn jwt_introspection_responses(mut self, issuer: &str, keys: KeySource) -> Self {
-        if let Mode::Introspection { jwt, .. } = &mut self.mode {
-            *jwt = Some((issuer.to_owned(), keys));
-        }
-        self
-    }
-
-    /// The clock for cache lifetimes and the rate limit (tests use
-    /// [`svcauth_core::ManualClock`]).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Builds the gateway.
-    pub fn build(self) -> Result<Gateway, ConfigError> {
-        if let Mode::Exchange { audience, .. } = &self.mode
-            && audience.trim().is_empty()
-        {
-            return Err(ConfigError::Invalid("the internal audience is empty"));
-        }
-        if self.max_ttl.is_zero() {
-            return Err(ConfigError::Invalid("max_ttl must be positive"));
-        }
-        if self.max_entries == 0 {
-            return Err(ConfigError::Invalid("max_entries must be positive"));
-        }
-        if self.miss_rate == 0 || self.miss_burst == 0 {
-            return Err(ConfigError::Invalid("the miss rate limit must be positive"));
-        }
-        for name in &self.strip {
-            http::HeaderName::try_from(name.trim_end_matches('*'))
-                .map_err(|_| ConfigError::HeaderName(name.clone()))?;
-        }
-        let client_header = self
-            .client_header
-            .as_deref()
-            .map(|name| {
-                http::HeaderName::try_from(name).map_err(|_| ConfigError::HeaderName(name.into()))
-            })
-            .transpose()?;
-        if self
-            .client_miss
-            .is_some_and(|(rate, burst)| rate == 0 || burst == 0)
-        {
-            return Err(ConfigError::Invalid(
-                "the per-client miss rate limit must be positive",
-            ));
-        }
-        let now_ms = self.clock.now().as_millis() as u64;
-        Ok(Gateway {
-            inner: Arc::new(Inner {
-                mode: self.mode,
-                cache: SwapCache::new(self.max_entries),
-                max_ttl: self.max_ttl,
-                negative_ttl: self.negative_ttl,
-                failure_ttl: self.failure_ttl,
-                limiter: MissLimiter::new(self.miss_rate, self.miss_burst, now_ms),
-                pass_through_jwts: self.pass_through_jwts,
-                strip: self.strip.into(),
-                client_limiter: self
-                    .client_miss
-                    .map(|(rate, burst)| ClientLimiter::new(rate, burst)),
-                client_header,
-                clock: self.clock,
-                counters: Counters::default(),
-            }),
-        })
-    }
-}
-
-impl fmt::Debug for GatewayBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GatewayBuilder")
-            .field("max_ttl", &self.max_ttl)
-            .field("negative_ttl", &self.negative_ttl)
-            .field("max_entries", &self.max_entries)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A token bucket over misses. Only misses reach it (a question to the
-/// authorization server follows, which costs far more), so a short mutex is
-/// fine here: it is never on the cache-hit path.
-struct MissLimiter {
-    /// Milli-tokens available, and when (ms) they were counted.
-    state: std::sync::Mutex<(u64, u64)>,
-    rate_per_s: u64,
-    burst_milli: u64,
-}
-
-impl MissLimiter {
-    fn new(rate: u32, burst: u32, now_ms: u64) -> Self {
-        let burst_milli = u64::from(burst) * 1000;
-        MissLimiter {
-            state: std::sync::Mutex::new((burst_milli, now_ms)),
-            rate_per_s: u64::from(rate),
-            burst_milli,
-        }
-    }
-
-    /// Takes one token if there is one.
-    fn try_acquire(&self, now_ms: u64) -> bool {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (tokens, at) = *state;
-        // rate per second = rate milli-tokens per millisecond.
-        let refill = now_ms.saturating_sub(at).saturating_mul(self.rate_per_s);
-        let tokens = tokens.saturating_add(refill).min(self.burst_milli);
-        let (left, granted) = if tokens >= 1000 {
-            (tokens - 1000, true)
-        } else {
-            (tokens, false)
-        };
-        *state = (left, now_ms.max(at));
-        granted
-    }
-}
-
-/// One [`MissLimiter`] per client, for misses only (like the overall one,
-/// never on the cache-hit path). At most [`MAX_CLIENTS`] are remembered;
-/// when full, the map starts over, which can only give clients a fresh
-/// burst: the overall limiter still bounds what reaches the server.
-struct ClientLimiter {
-    buckets: std::sync::Mutex<std::collections::HashMap<Box<str>, MissLimiter>>,
-    rate: u32,
-    burst: u32,
-}
-
-/// Clients remembered by the per-client limiter.
-const MAX_CLIENTS: usize = 65_536;
-
-impl ClientLimiter {
-    fn new(rate: u32, burst: u32) -> Self {
-        ClientLimiter {
-            buckets: std::sync::Mutex::new(std::collections::HashMap::new()),
-            rate,
-            burst,
-        }
-    }
-
-    fn try_acquire(&self, client: &str, now_ms: u64) -> bool {
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !buckets.contains_key(client) && buckets.len() >= MAX_CLIENTS {
-            buckets.clear();
-        }
-        buckets
-            .entry(client.into())
-            .or_insert_with(|| MissLimiter::new(self.rate, self.burst, now_ms))
-            .try_acquire(now_ms)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identity_headers_match_any_spelling() {
-        let g = |name: &str| IDENTITY_HEADERS.iter().any(|p| header_matches(p, name));
-        for forged in [
-            "x-forwarded-user",
-            "X_Forwarded_User",
-            "X-FORWARDED_groups",
-            "x-auth-request-preferred-username",
-            "x-amzn-oidc-identity",
-            "x-amzn-oidc-data",
-            "x-goog-authenticated-user-email",
-            "cf-access-authenticated-user-email",
-            "x-ms-client-principal-name",
-            "x_ms_client_principal",
-            "proxy-authorization",
-        ] {
-            assert!(g(forged), "{forged}");
-        }
-        for fine in [
-            "accept",
-            "x-forwarded-proto",
-            "x-request-id",
-            "x-user-agent",
-            "x-users",
-        ] {
-            assert!(!g(fine), "{fine}");
-        }
-    }
-
-    #[test]
-    fn each_client_has_its_own_miss_budget() {
-        let limiter = ClientLimiter::new(1, 2);
-        assert!(limiter.try_acquire("192.0.2.1", 1_000));
-        assert!(limiter.try_acquire("192.0.2.1", 1_000));
-        assert!(
-            !limiter.try_acquire("192.0.2.1", 1_000),
-            "its burst is spent"
-        );
-        assert!(
-            limiter.try_acquire("192.0.2.2", 1_000),
-            "another client is not"
-        );
-        assert!(limiter.try_acquire("192.0.2.1", 2_000), "refilled at 1/s");
-    }
-
-    #[test]
-    fn the_miss_limiter_allows_the_burst_then_the_rate() {
-        let limiter = MissLimiter::new(5, 3, 1_000);
-        let granted = (0..10).filter(|_| limiter.try_acquire(1_000)).count();
-        assert_eq!(granted, 3, "the burst");
-        assert!(!limiter.try_acquire(1_100), "100 ms refill half a token");
-        assert!(limiter.try_acquire(1_200), "200 ms refill one at 5/s");
-        assert!(!limiter.try_acquire(1_200));
-        // A long pause refills to the burst, not beyond.
-        let granted = (0..10).filter(|_| limiter.try_acquire(60_000)).count();
-        assert_eq!(granted, 3);
-        // A clock that steps back grants nothing extra.
-        assert!(!limiter.try_acquire(50_000));
-    }
 
     #[test]
     fn only_the_servers_word_on_the_token_makes_it_inactive() {

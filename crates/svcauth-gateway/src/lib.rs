@@ -98,23 +98,28 @@
 //! # }
 //! ```
 
+mod builder;
 mod cache;
 mod error;
 mod future;
 mod gateway;
+mod headers;
 mod introspection;
 mod layer;
+mod limiter;
 mod metrics;
 mod response;
 mod service;
 
-pub use error::{ConfigError, SwapError};
-pub use future::ResponseFuture;
-pub use gateway::{
+pub use builder::{
     DEFAULT_CLIENT_MISS_BURST, DEFAULT_CLIENT_MISS_RATE, DEFAULT_FAILURE_TTL, DEFAULT_MAX_ENTRIES,
     DEFAULT_MAX_TTL, DEFAULT_MISS_BURST, DEFAULT_MISS_RATE, DEFAULT_NEGATIVE_TTL, EXPIRY_MARGIN,
-    Gateway, GatewayBuilder, IDENTITY_HEADERS, MAX_TOKEN_BYTES, MIN_TOKEN_BYTES, Swapped,
+    GatewayBuilder, MAX_TOKEN_BYTES, MIN_TOKEN_BYTES,
 };
+pub use error::{ConfigError, SwapError};
+pub use future::ResponseFuture;
+pub use gateway::{Gateway, Swapped};
+pub use headers::IDENTITY_HEADERS;
 
 /// A request extension naming the client's address, for the per-client
 /// miss budget ([`GatewayBuilder::client_miss_rate_limit`]), when neither

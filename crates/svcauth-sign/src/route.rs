@@ -16,8 +16,8 @@ use crate::error::{ConfigError, SignError};
 /// the signer's destination map.
 ///
 /// The audience must still belong to the destination: its origin must be
-/// mapped to it ([`SignerBuilder::audience`], or the resolver), or allowed
-/// to receive it ([`SignerBuilder::allow_audience_at`]). Otherwise the
+/// mapped to it ([`SignerBuilder::audience`](crate::SignerBuilder::audience), or the resolver), or allowed
+/// to receive it ([`SignerBuilder::allow_audience_at`](crate::SignerBuilder::allow_audience_at)). Otherwise the
 /// request fails with [`SignError::AudienceNotAllowed`] and nothing is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetAudience(pub String);

@@ -80,7 +80,7 @@ impl SignerBuilder {
     }
 
     /// Lets requests to `origin` carry a token for `audience` when the
-    /// request names it ([`TargetAudience`]), without making it the
+    /// request names it ([`TargetAudience`](crate::TargetAudience)), without making it the
     /// origin's default: for a forward proxy, or one origin serving
     /// several audiences. Any other explicit audience is refused there.
     pub fn allow_audience_at(mut self, origin: &str, audience: &str) -> Self {

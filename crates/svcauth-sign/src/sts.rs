@@ -69,8 +69,8 @@ pub enum AudienceParameter {
     Audience,
 }
 
-/// A client of one token endpoint, shared by [`ClientCredentials`] and
-/// [`TokenExchange`].
+/// A client of one token endpoint, shared by [`ClientCredentials`](crate::ClientCredentials) and
+/// [`TokenExchange`](crate::TokenExchange).
 #[derive(Clone)]
 pub struct StsClient {
     endpoint: Url,

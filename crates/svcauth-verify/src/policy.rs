@@ -17,7 +17,7 @@ use crate::token::{Header, HeaderAlg};
 /// The longest `jti` accepted: 256 bytes (svcauth's own are 22).
 const MAX_JTI_BYTES: usize = 256;
 
-/// An HMAC algorithm, for [`VerifierBuilder::danger_trust_hmac_issuer`].
+/// An HMAC algorithm, for [`VerifierBuilder::danger_trust_hmac_issuer`](crate::VerifierBuilder::danger_trust_hmac_issuer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HmacAlgorithm {
