@@ -84,10 +84,11 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("svcauth-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("the temp dir is writable");
-        Some(Self::spawn(port, dir))
+        let child = Self::spawn(port, &dir);
+        Some(RedisServer { child, port, dir })
     }
 
-    fn spawn(port: u16, dir: PathBuf) -> RedisServer {
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -115,7 +116,7 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        RedisServer { child, port, dir }
+        child
     }
 
     /// `redis://127.0.0.1:<port>/`.
@@ -132,7 +133,9 @@ impl RedisServer {
     /// Starts it again on the same port and data directory.
     pub fn restart(&mut self) {
         self.kill();
-        *self = Self::spawn(self.port, self.dir.clone());
+        // Only the process is replaced: the data directory (and its
+        // append-only file) stays, as it would on a real restart.
+        self.child = Self::spawn(self.port, &self.dir);
     }
 
     /// Sends `signal` (`-STOP`, `-CONT`, ...) to the server.
