@@ -50,10 +50,6 @@ const LONG_FILES: &[(&str, &str)] = &[
         "the demo is one script, step after step",
     ),
     (
-        "crates/svcauth-jwks/src/source/remote.rs",
-        "fetch and store over the snapshot: to split (issue 19)",
-    ),
-    (
         "crates/svcauth-jwks/src/key_set.rs",
         "JWK parsing of every key type, with its tests",
     ),

@@ -2,6 +2,7 @@
 //! static set distributed out of band. One type, [`KeySource`], so the
 //! verifier does not care which.
 
+mod builder;
 mod http;
 mod remote;
 
@@ -15,7 +16,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use svcauth_core::{Algorithm, SharedClock, system_clock};
 
-pub use remote::{
+pub use builder::{
     DEFAULT_COOLDOWN, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_STALENESS, DEFAULT_TTL, MAX_TTL, MIN_TTL,
     RemoteBuilder,
 };

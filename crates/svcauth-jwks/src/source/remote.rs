@@ -1,227 +1,21 @@
-//! The remote JWKS cache: configuration, fetching, and the background refresher.
+//! The remote JWKS cache: fetching and storing over the source's snapshot,
+//! single flight, cooldown, backoff, and the background refresher. The
+//! configuration is in `builder.rs`.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use svcauth_core::{SharedClock, system_clock};
 use url::Url;
 
+use super::builder::{Location, RemoteBuilder};
 use super::http::{self, Fetched};
 use super::{Inner, KeySource, Snapshot};
 use crate::error::{ConfigError, FetchError};
-use crate::key_set::{DEFAULT_MAX_JWKS_BYTES, KeySet};
+use crate::key_set::KeySet;
 
-/// Freshness when the issuer sends no `Cache-Control: max-age`: 5 minutes.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
-/// The shortest freshness honoured: 60 s, whatever `max-age` says.
-pub const MIN_TTL: Duration = Duration::from_secs(60);
-/// The longest freshness honoured: 24 h, whatever `max-age` says.
-pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Minimum time between fetches caused by unknown kids: 30 s.
-pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
-/// How long the last good set is used while the issuer is down: 24 h.
-pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
-/// Fetch timeout: 5 s.
-pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Clone)]
-enum Location {
-    Jwks(Url),
-    Discovery { issuer: String, url: Url },
-}
-
-/// Configuration of a remote key source. Start from [`KeySource::remote`] or
-/// [`KeySource::discover`]; every setting has a safe default.
-///
-/// * Freshness: `Cache-Control: max-age` of the response, clamped to
-///   [`MIN_TTL`]..=[`MAX_TTL`], [`DEFAULT_TTL`] when absent. The background
-///   refresher fetches a little ahead of expiry, with jitter, and revalidates
-///   with `If-None-Match` when the issuer sent an `ETag`.
-/// * Unknown kid: one fetch in flight per source (single flight), and none
-///   until [`cooldown`](RemoteBuilder::cooldown) has passed since the last
-///   fetch, successful or not.
-/// * Failure: the last good set stays in use up to
-///   [`max_staleness`](RemoteBuilder::max_staleness), then lookups fail
-///   closed; retries back off exponentially with jitter from 1 s to 1 min.
-/// * Transport: [`DEFAULT_FETCH_TIMEOUT`], documents capped at 64 KiB,
-///   redirects only within the same origin, `http://` only to loopback hosts
-///   unless [`danger_allow_insecure_http`](RemoteBuilder::danger_allow_insecure_http).
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct RemoteBuilder {
-    location: Location,
-    pub(super) default_ttl: Duration,
-    pub(super) min_ttl: Duration,
-    pub(super) max_ttl: Duration,
-    pub(super) cooldown: Duration,
-    pub(super) max_staleness: Duration,
-    timeout: Duration,
-    max_bytes: usize,
-    allow_insecure_http: bool,
-    background: bool,
-    clock: SharedClock,
-    proxy: Option<Url>,
-    jwks_uri_origins: Vec<url::Origin>,
-}
-
-fn parse_url(text: &str) -> Result<Url, ConfigError> {
-    Url::parse(text).map_err(|_| ConfigError::InvalidUrl(text.chars().take(200).collect()))
-}
-
-impl RemoteBuilder {
-    pub(super) fn jwks(url: &str) -> Result<Self, ConfigError> {
-        Ok(Self::new(Location::Jwks(parse_url(url)?)))
-    }
-
-    pub(super) fn discovery(issuer: &str) -> Result<Self, ConfigError> {
-        let base = issuer.trim_end_matches('/');
-        let url = parse_url(&format!("{base}/.well-known/openid-configuration"))?;
-        Ok(Self::new(Location::Discovery {
-            issuer: issuer.to_owned(),
-            url,
-        }))
-    }
-
-    fn new(location: Location) -> Self {
-        RemoteBuilder {
-            location,
-            default_ttl: DEFAULT_TTL,
-            min_ttl: MIN_TTL,
-            max_ttl: MAX_TTL,
-            cooldown: DEFAULT_COOLDOWN,
-            max_staleness: DEFAULT_MAX_STALENESS,
-            timeout: DEFAULT_FETCH_TIMEOUT,
-            max_bytes: DEFAULT_MAX_JWKS_BYTES,
-            allow_insecure_http: false,
-            background: true,
-            clock: system_clock(),
-            proxy: None,
-            jwks_uri_origins: Vec::new(),
-        }
-    }
-
-    /// Fetches through this HTTP proxy. Without it no proxy is used at all:
-    /// `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are ignored, because a
-    /// proxy that serves the key set chooses which tokens are accepted.
-    pub fn proxy(mut self, url: &str) -> Result<Self, ConfigError> {
-        self.proxy = Some(parse_url(url)?);
-        Ok(self)
-    }
-
-    /// Discovery: also accept a `jwks_uri` on `origin`
-    /// (`scheme://host[:port]`). By default the `jwks_uri` must share the
-    /// issuer's origin; some providers publish keys elsewhere (Google's are
-    /// on `https://www.googleapis.com`).
-    pub fn allow_jwks_uri_origin(mut self, origin: &str) -> Result<Self, ConfigError> {
-        self.jwks_uri_origins.push(parse_url(origin)?.origin());
-        Ok(self)
-    }
-
-    /// Freshness when the issuer sends no `max-age` (default 5 min).
-    pub fn default_ttl(mut self, ttl: Duration) -> Self {
-        self.default_ttl = ttl;
-        self
-    }
-
-    /// Bounds applied to the issuer's `max-age` (default 60 s to 24 h).
-    pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
-        self.min_ttl = min;
-        self.max_ttl = max;
-        self
-    }
-
-    /// Minimum time between fetches caused by unknown kids (default 30 s).
-    pub fn cooldown(mut self, cooldown: Duration) -> Self {
-        self.cooldown = cooldown;
-        self
-    }
-
-    /// How long the last good set is used while fetches fail (default 24 h).
-    pub fn max_staleness(mut self, max_staleness: Duration) -> Self {
-        self.max_staleness = max_staleness;
-        self
-    }
-
-    /// Timeout of one HTTP fetch, connection included (default 5 s).
-    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Largest document accepted (default 64 KiB).
-    pub fn max_document_bytes(mut self, bytes: usize) -> Self {
-        self.max_bytes = bytes;
-        self
-    }
-
-    /// Whether a background task refreshes the set ahead of expiry (default
-    /// on, when built inside a Tokio runtime). Off, the set is fetched only on
-    /// demand: a lookup that finds nothing, or [`KeySource::refresh`].
-    pub fn background_refresh(mut self, on: bool) -> Self {
-        self.background = on;
-        self
-    }
-
-    /// The clock for freshness, cooldown and staleness (tests use
-    /// [`svcauth_core::ManualClock`]).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// DANGER: allows plain `http://` to any host. Anyone on the network path
-    /// can then substitute their own keys and mint tokens you will accept.
-    /// Only for closed test networks.
-    pub fn danger_allow_insecure_http(mut self) -> Self {
-        self.allow_insecure_http = true;
-        self
-    }
-
-    /// Builds the source. Nothing is fetched yet: the first lookup (or
-    /// [`KeySource::refresh`], or the background task, which starts at once
-    /// when built inside a Tokio runtime) loads the set.
-    pub fn build(self) -> Result<KeySource, ConfigError> {
-        if self.min_ttl > self.max_ttl || self.default_ttl.is_zero() {
-            return Err(ConfigError::Invalid("TTL bounds are inverted or zero"));
-        }
-        if self.timeout.is_zero() || self.max_bytes == 0 {
-            return Err(ConfigError::Invalid(
-                "timeout and document size must be positive",
-            ));
-        }
-        let first_url = match &self.location {
-            Location::Jwks(url) | Location::Discovery { url, .. } => url.clone(),
-        };
-        if !http::url_allowed(&first_url, self.allow_insecure_http) {
-            return Err(ConfigError::InsecureUrl(first_url.to_string()));
-        }
-        let clock = self.clock.clone();
-        let remote = Remote {
-            client: http::client(self.timeout, self.proxy.as_ref())
-                .map_err(|_| ConfigError::Invalid("the proxy URL is not usable"))?,
-            fetch_lock: tokio::sync::Mutex::new(()),
-            attempts: AtomicU64::new(0),
-            last_attempt_ms: AtomicU64::new(0),
-            consecutive_failures: AtomicU32::new(0),
-            successes: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            not_modified: AtomicU64::new(0),
-            last_error: Mutex::new(None),
-            discovered: Mutex::new(None),
-            refresher_started: AtomicBool::new(false),
-            config: self,
-        };
-        let source =
-            KeySource::from_parts(first_url.to_string(), KeySet::empty(), Some(remote), clock);
-        if let Some(remote) = &source.inner.remote {
-            remote.ensure_refresher(&source);
-        }
-        Ok(source)
-    }
-}
 
 pub(super) struct Remote {
     pub(super) config: RemoteBuilder,
@@ -243,6 +37,25 @@ pub(super) struct Remote {
 }
 
 impl Remote {
+    /// The remote part of a source built from `config`.
+    pub(super) fn new(config: RemoteBuilder) -> Result<Self, ConfigError> {
+        Ok(Remote {
+            client: http::client(config.timeout, config.proxy.as_ref())
+                .map_err(|_| ConfigError::Invalid("the proxy URL is not usable"))?,
+            fetch_lock: tokio::sync::Mutex::new(()),
+            attempts: AtomicU64::new(0),
+            last_attempt_ms: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            not_modified: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            discovered: Mutex::new(None),
+            refresher_started: AtomicBool::new(false),
+            config,
+        })
+    }
+
     /// Whether a demand fetch (unknown kid, nothing loaded) may start now.
     /// Whether a fetch holds the single-flight lock right now.
     pub(super) fn fetch_in_flight(&self) -> bool {
