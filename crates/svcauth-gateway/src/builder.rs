@@ -17,30 +17,30 @@ use crate::metrics::Counters;
 /// How long a swap is reused at most, whatever the token's own expiry:
 /// 5 minutes. This is also how long a token revoked at the authorization
 /// server keeps working at the edge.
-pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_MAX_TTL: Duration = Duration::from_secs(300);
 /// How long an inactive or unknown reference token is remembered: 30 s.
-pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 /// How long an authorization-server failure is shared by the requests for
 /// the same token (and announced in `Retry-After`): 2 s.
-pub const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(2);
 /// Entries kept at most (positive and negative): 100,000.
-pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+pub(crate) const DEFAULT_MAX_ENTRIES: usize = 100_000;
 /// Cache misses allowed per second, sustained: 50.
-pub const DEFAULT_MISS_RATE: u32 = 50;
+pub(crate) const DEFAULT_MISS_RATE: u32 = 50;
 /// Cache misses allowed at once above the sustained rate: 100.
-pub const DEFAULT_MISS_BURST: u32 = 100;
+pub(crate) const DEFAULT_MISS_BURST: u32 = 100;
 /// An exchanged JWT stops being forwarded this long before its `exp` (or a
 /// quarter of its lifetime, if less), so it never arrives expired.
-pub const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
+pub(crate) const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 /// The longest reference token looked at: 4 KiB.
-pub const MAX_TOKEN_BYTES: usize = 4096;
+pub(crate) const MAX_TOKEN_BYTES: usize = 4096;
 /// The shortest: no authorization server issues reference tokens shorter
 /// than 8 characters, so shorter ones are junk, refused without asking.
-pub const MIN_TOKEN_BYTES: usize = 8;
+pub(crate) const MIN_TOKEN_BYTES: usize = 8;
 /// Cache misses allowed per second to one client (by address), sustained: 5.
-pub const DEFAULT_CLIENT_MISS_RATE: u32 = 5;
+pub(crate) const DEFAULT_CLIENT_MISS_RATE: u32 = 5;
 /// Cache misses allowed at once to one client above that rate: 20.
-pub const DEFAULT_CLIENT_MISS_BURST: u32 = 20;
+pub(crate) const DEFAULT_CLIENT_MISS_BURST: u32 = 20;
 
 /// Configuration of a [`Gateway`]; every setting has a safe default.
 #[must_use]
@@ -77,7 +77,7 @@ impl GatewayBuilder {
         }
     }
 
-    /// The longest a swap is reused (default [`DEFAULT_MAX_TTL`]): the
+    /// The longest a swap is reused (default 5 minutes): the
     /// bound on how long a token revoked at the authorization server still
     /// works here.
     pub fn max_ttl(mut self, ttl: Duration) -> Self {
@@ -86,7 +86,7 @@ impl GatewayBuilder {
     }
 
     /// How long an inactive or unknown token is remembered (default
-    /// [`DEFAULT_NEGATIVE_TTL`]).
+    /// 30 s).
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = ttl;
         self
@@ -94,21 +94,21 @@ impl GatewayBuilder {
 
     /// How long an authorization-server failure is shared by requests for
     /// the same token, and the `Retry-After` announced (default
-    /// [`DEFAULT_FAILURE_TTL`]).
+    /// 2 s).
     pub fn failure_ttl(mut self, ttl: Duration) -> Self {
         self.failure_ttl = ttl;
         self
     }
 
-    /// Entries kept at most (default [`DEFAULT_MAX_ENTRIES`]).
+    /// Entries kept at most (default 100,000).
     pub fn max_entries(mut self, max: usize) -> Self {
         self.max_entries = max;
         self
     }
 
     /// Cache misses (questions to the authorization server) allowed per
-    /// second, and at once above that (defaults [`DEFAULT_MISS_RATE`],
-    /// [`DEFAULT_MISS_BURST`]). A miss over the limit is answered 503 with
+    /// second, and at once above that (defaults 50,
+    /// 100). A miss over the limit is answered 503 with
     /// `Retry-After` and asks nothing.
     pub fn miss_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
         self.miss_rate = per_second;
@@ -132,8 +132,8 @@ impl GatewayBuilder {
     }
 
     /// Cache misses allowed per second to one client, and at once above
-    /// that (defaults [`DEFAULT_CLIENT_MISS_RATE`],
-    /// [`DEFAULT_CLIENT_MISS_BURST`]). A client over its budget gets 429
+    /// that (defaults 5,
+    /// 20). A client over its budget gets 429
     /// with `Retry-After` and takes nothing from the overall
     /// [`miss_rate_limit`](Self::miss_rate_limit). The client is the peer
     /// address (`axum`'s `ConnectInfo`, or a [`crate::ClientAddr`] extension),

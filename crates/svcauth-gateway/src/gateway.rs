@@ -60,7 +60,7 @@ pub enum Swapped {
 ///
 /// Swaps are cached under a SHA-256 of the reference token (the token is
 /// never stored, nor logged), until the earlier of the JWT's `exp` (less
-/// [`EXPIRY_MARGIN`]) and [`max_ttl`](GatewayBuilder::max_ttl): revocation
+/// 10 s) and [`max_ttl`](GatewayBuilder::max_ttl): revocation
 /// at the authorization server takes effect at the edge within that time.
 /// Inactive tokens are cached as negative results; misses are single-flight
 /// per token and rate-limited overall.

@@ -20,8 +20,8 @@
 //! # Caching, and what it means for revocation
 //!
 //! A swap is reused until the earlier of the JWT's `exp` (less
-//! [`EXPIRY_MARGIN`]) and [`GatewayBuilder::max_ttl`] (default
-//! [`DEFAULT_MAX_TTL`], 5 minutes). **A reference token revoked at the
+//! 10 s) and [`GatewayBuilder::max_ttl`] (default
+//! 5 minutes). **A reference token revoked at the
 //! authorization server keeps working at this gateway until its entry
 //! ends: at most `max_ttl`.** Lower it where revocation must bite sooner;
 //! every entry that ends costs one more exchange.
@@ -111,11 +111,7 @@ mod metrics;
 mod response;
 mod service;
 
-pub use builder::{
-    DEFAULT_CLIENT_MISS_BURST, DEFAULT_CLIENT_MISS_RATE, DEFAULT_FAILURE_TTL, DEFAULT_MAX_ENTRIES,
-    DEFAULT_MAX_TTL, DEFAULT_MISS_BURST, DEFAULT_MISS_RATE, DEFAULT_NEGATIVE_TTL, EXPIRY_MARGIN,
-    GatewayBuilder, MAX_TOKEN_BYTES, MIN_TOKEN_BYTES,
-};
+pub use builder::GatewayBuilder;
 pub use error::{ConfigError, SwapError};
 pub use future::ResponseFuture;
 pub use gateway::{Gateway, Swapped};

@@ -13,9 +13,9 @@ use crate::error::{JwksError, KeyError};
 use crate::public_key::{Jwk, PublicKeyMaterial};
 
 /// Default cap on the size of a JWKS document: 64 KiB.
-pub const DEFAULT_MAX_JWKS_BYTES: usize = 64 * 1024;
+pub(crate) const DEFAULT_MAX_JWKS_BYTES: usize = 64 * 1024;
 /// At most this many keys of a document are considered; the rest are skipped.
-pub const MAX_KEYS_PER_SET: usize = 64;
+pub(crate) const MAX_KEYS_PER_SET: usize = 64;
 const MAX_KID_LEN: usize = 256;
 
 /// A public key ready to verify signatures.

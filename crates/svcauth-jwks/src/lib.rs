@@ -56,14 +56,8 @@ mod signing_key;
 mod source;
 pub use error::{ConfigError, FetchError, JwksError, KeyError};
 pub use key_ring::{KeyRing, RetiringKey, RingError, RingState};
-pub use key_set::{
-    DEFAULT_MAX_JWKS_BYTES, KeySet, MAX_KEYS_PER_SET, SignatureError, SkipReason, SkippedKey,
-    VerifyingKey,
-};
+pub use key_set::{KeySet, SignatureError, SkipReason, SkippedKey, VerifyingKey};
 pub use public_key::{Jwk, MAX_RSA_BITS, MIN_RSA_BITS, PublicKeyMaterial};
-pub use publish::{DEFAULT_PUBLISH_MAX_AGE, JwksService};
+pub use publish::JwksService;
 pub use signing_key::{SigningKey, generate_pkcs8_pem};
-pub use source::{
-    DEFAULT_COOLDOWN, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_STALENESS, DEFAULT_TTL, KeyLookup,
-    KeySource, KeySourceStats, MAX_TTL, MIN_TTL, RemoteBuilder,
-};
+pub use source::{KeyLookup, KeySource, KeySourceStats, RemoteBuilder};

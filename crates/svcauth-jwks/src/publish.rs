@@ -13,7 +13,7 @@ use tower_service::Service;
 use crate::key_ring::KeyRing;
 
 /// Default `max-age` of the published JWKS: 5 minutes.
-pub const DEFAULT_PUBLISH_MAX_AGE: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_PUBLISH_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// A tower service answering `GET` with the ring's public JWKS.
 ///

@@ -83,13 +83,10 @@ pub use metrics::SignerMetrics;
 pub use reqwest::SignMiddleware;
 pub use route::{BindRequest, Destination, TargetAudience};
 pub use service::Sign;
-pub use signer::{
-    DEFAULT_MAX_AUDIENCES, DEFAULT_MAX_BODY_BYTES, DEFAULT_REFRESH_AT, DEFAULT_SAFETY_MARGIN,
-    Signer, SignerBuilder,
-};
+pub use signer::{DEFAULT_MAX_AUDIENCES, Signer, SignerBuilder};
 pub use source::{
-    BACKDATE, BoxFuture, ClientCredentials, DEFAULT_LIFETIME, MAX_LIFETIME, OnBehalfOf, SelfSigned,
-    Token, TokenExchange, TokenRequest, TokenSource,
+    BoxFuture, ClientCredentials, MAX_LIFETIME, OnBehalfOf, SelfSigned, Token, TokenExchange,
+    TokenRequest, TokenSource,
 };
 pub use sts::{AudienceParameter, ClientAuth, MAX_RESPONSE_BYTES, StsAnswer, StsClient};
 

@@ -17,13 +17,13 @@ use crate::source::self_signed::SelfSigned;
 use crate::source::{OnBehalfOf, Token, TokenRequest, TokenSource};
 
 /// Default refresh point: 80% of a token's lifetime.
-pub const DEFAULT_REFRESH_AT: f64 = 0.8;
+pub(crate) const DEFAULT_REFRESH_AT: f64 = 0.8;
 /// Default safety margin: a token with less than this left is not used.
-pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(30);
 /// Default number of audiences (and delegations) cached.
 pub const DEFAULT_MAX_AUDIENCES: usize = 1024;
 /// Default largest body hashed for a bound request: 1 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 struct Inner {
     router: Router,

@@ -17,19 +17,19 @@ use crate::store::{MemoryReplayStore, ReplayStore, RevocationStore};
 use crate::verifier::{Inner, Issuer, IssuerKeys, Verifier};
 
 /// Default clock leeway: 30 s.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 /// Largest leeway accepted: 5 min.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// Default maximum token lifetime (`exp - iat`): 10 min.
-pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(600);
 /// Default maximum token size: 8 KiB.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub(crate) const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Default maximum body buffered to check a request binding: 1 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default capacity of the verification cache.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// Default capacity of the in-memory replay store.
-pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
+pub(crate) const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
 /// Builds a [`Verifier`]. Start with [`Verifier::builder`].
 #[must_use]

@@ -91,10 +91,7 @@ mod verifier;
 
 #[cfg(feature = "axum")]
 pub use axum::{AuthRejection, Caller, CallerClaims};
-pub use builder::{
-    DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIFETIME,
-    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_REPLAY_CAPACITY, MAX_LEEWAY, VerifierBuilder,
-};
+pub use builder::{DEFAULT_CACHE_CAPACITY, MAX_LEEWAY, VerifierBuilder};
 pub use claims::{Authentication, VerifiedClaims};
 pub use error::{ConfigError, ErrorKind, VerifyError};
 pub use future::ResponseFuture;

@@ -21,7 +21,7 @@ use http::{HeaderValue, Response, header};
 use crate::error::{ErrorKind, VerifyError};
 
 /// Seconds a client is told to wait after a 503.
-pub const RETRY_AFTER_SECS: u32 = 30;
+pub(crate) const RETRY_AFTER_SECS: u32 = 30;
 
 /// Makes the body of a rejection: `(content type, bytes)`.
 pub type BodyFn = Arc<dyn Fn(&VerifyError) -> (HeaderValue, Bytes) + Send + Sync>;

@@ -13,17 +13,17 @@ use crate::error::ConfigError;
 use crate::key_set::DEFAULT_MAX_JWKS_BYTES;
 
 /// Freshness when the issuer sends no `Cache-Control: max-age`: 5 minutes.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// The shortest freshness honoured: 60 s, whatever `max-age` says.
-pub const MIN_TTL: Duration = Duration::from_secs(60);
+pub(crate) const MIN_TTL: Duration = Duration::from_secs(60);
 /// The longest freshness honoured: 24 h, whatever `max-age` says.
-pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Minimum time between fetches caused by unknown kids: 30 s.
-pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
 /// How long the last good set is used while the issuer is down: 24 h.
-pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
 /// Fetch timeout: 5 s.
-pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub(super) enum Location {
@@ -35,7 +35,7 @@ pub(super) enum Location {
 /// [`KeySource::discover`]; every setting has a safe default.
 ///
 /// * Freshness: `Cache-Control: max-age` of the response, clamped to
-///   [`MIN_TTL`]..=[`MAX_TTL`], [`DEFAULT_TTL`] when absent. The background
+///   60 s..=24 h, 5 minutes when absent. The background
 ///   refresher fetches a little ahead of expiry, with jitter, and revalidates
 ///   with `If-None-Match` when the issuer sent an `ETag`.
 /// * Unknown kid: one fetch in flight per source (single flight), and none
@@ -44,7 +44,7 @@ pub(super) enum Location {
 /// * Failure: the last good set stays in use up to
 ///   [`max_staleness`](RemoteBuilder::max_staleness), then lookups fail
 ///   closed; retries back off exponentially with jitter from 1 s to 1 min.
-/// * Transport: [`DEFAULT_FETCH_TIMEOUT`], documents capped at 64 KiB,
+/// * Transport: 5 s, documents capped at 64 KiB,
 ///   redirects only within the same origin, `http://` only to loopback hosts
 ///   unless [`danger_allow_insecure_http`](RemoteBuilder::danger_allow_insecure_http).
 #[derive(Debug, Clone)]

@@ -16,10 +16,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use svcauth_core::{Algorithm, SharedClock, system_clock};
 
-pub use builder::{
-    DEFAULT_COOLDOWN, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_STALENESS, DEFAULT_TTL, MAX_TTL, MIN_TTL,
-    RemoteBuilder,
-};
+pub use builder::RemoteBuilder;
 
 use crate::error::{FetchError, KeyError};
 use crate::key_set::{DEFAULT_MAX_JWKS_BYTES, KeySet, VerifyingKey};

@@ -16,7 +16,7 @@ pub(crate) mod self_signed;
 mod token_exchange;
 
 pub use client_credentials::ClientCredentials;
-pub use self_signed::{BACKDATE, DEFAULT_LIFETIME, MAX_LIFETIME, SelfSigned};
+pub use self_signed::{MAX_LIFETIME, SelfSigned};
 pub use token_exchange::TokenExchange;
 
 /// A boxed future, as token sources return.

@@ -11,11 +11,11 @@ use crate::error::{ConfigError, SignError};
 use crate::source::{BoxFuture, OnBehalfOf, Token, TokenRequest, TokenSource};
 
 /// Default token lifetime: 5 minutes.
-pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 /// Longest lifetime a self-signed token may have: 1 hour.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 /// How far `iat` and `nbf` are set back, for receivers whose clock is behind.
-pub const BACKDATE: Duration = Duration::from_secs(5);
+pub(crate) const BACKDATE: Duration = Duration::from_secs(5);
 
 /// Signs tokens with the current key of a [`KeyRing`]: `iss` = `sub` = the
 /// service, `aud` = exactly one audience, `iat` and `nbf` five seconds in
