@@ -208,8 +208,10 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// A request was refused. `kind()` says why; the response it becomes is in
-/// [`crate::rejection`]. Its text never repeats token contents.
+/// A request was refused. `kind()` says why, and decides the response it
+/// becomes (RFC 6750: 401 with `WWW-Authenticate`, 403 for a caller the
+/// route does not admit, 503 with `Retry-After` when keys or stores are
+/// unavailable, 413, 400). Its text never repeats token contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyError {
     kind: ErrorKind,

@@ -3,7 +3,7 @@
 //!
 //! * [`Verifier`]: the checks, usable on its own (gRPC, custom stacks).
 //! * [`VerifyLayer`] / [`Verify`]: a tower middleware for axum routers and
-//!   tonic servers; rejections are RFC 6750 responses ([`rejection`]).
+//!   tonic servers; rejections are RFC 6750 responses (see [`ErrorKind`]).
 //! * [`Caller`] and [`CallerClaims`] (feature `axum`): extractors.
 //! * [`ReplayStore`] and [`RevocationStore`]: state for single-use bound
 //!   tokens and deny-lists, in memory here, on Redis in `svcauth-redis`.
@@ -83,7 +83,7 @@ mod future;
 mod layer;
 mod metrics;
 mod policy;
-pub mod rejection;
+mod rejection;
 mod service;
 mod store;
 mod token;

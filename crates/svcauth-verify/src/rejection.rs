@@ -24,7 +24,7 @@ use crate::error::{ErrorKind, VerifyError};
 pub(crate) const RETRY_AFTER_SECS: u32 = 30;
 
 /// Makes the body of a rejection: `(content type, bytes)`.
-pub type BodyFn = Arc<dyn Fn(&VerifyError) -> (HeaderValue, Bytes) + Send + Sync>;
+pub(crate) type BodyFn = Arc<dyn Fn(&VerifyError) -> (HeaderValue, Bytes) + Send + Sync>;
 
 /// How rejection bodies are made.
 #[derive(Clone, Default)]
@@ -49,7 +49,7 @@ fn default_body(error: &VerifyError) -> (HeaderValue, Bytes) {
 }
 
 /// The `WWW-Authenticate` value for `kind`, if it has one.
-pub fn challenge(kind: ErrorKind) -> Option<HeaderValue> {
+pub(crate) fn challenge(kind: ErrorKind) -> Option<HeaderValue> {
     match kind.oauth_error() {
         _ if kind == ErrorKind::MissingToken => Some(HeaderValue::from_static("Bearer")),
         Some(code) => HeaderValue::from_str(&format!(
