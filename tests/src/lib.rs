@@ -10,6 +10,8 @@
 //! * [`RedisServer`]: redis-server on a free loopback port, killed on drop.
 //! * [`run_test_in_child`]: one test of the running test binary, in a child
 //!   process with its own environment variables.
+//! * [`serve`] and [`JsonServer`]: an axum app, or one JSON document (a
+//!   JWKS, a discovery document), on a free loopback port.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -52,6 +54,59 @@ pub fn run_test_in_child(name: &str, set: &[(&str, &str)], remove: &[&str]) -> (
         passed,
         format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)),
     )
+}
+
+/// Serves `app` on a free loopback port in the background (a Tokio runtime
+/// must be running), and returns its address.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port is free");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// One JSON document (a JWKS, say) at every path of a loopback server,
+/// which counts the requests it answers.
+#[derive(Debug, Clone)]
+pub struct JsonServer {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Requests answered so far.
+    pub hits: std::sync::Arc<AtomicU64>,
+}
+
+impl JsonServer {
+    /// Serves `body` on a free loopback port.
+    pub async fn start(body: Value) -> JsonServer {
+        let hits = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = hits.clone();
+        let body = body.to_string();
+        let app = axum::Router::new().fallback(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        });
+        JsonServer {
+            addr: serve(app).await,
+            hits,
+        }
+    }
+
+    /// `http://<addr>/jwks.json` (any path answers the same).
+    pub fn url(&self) -> String {
+        format!("http://{}/jwks.json", self.addr)
+    }
+
+    /// Requests answered so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst) as usize
+    }
 }
 
 /// A free loopback port (bound, then released).

@@ -32,12 +32,7 @@ impl Seen {
     }
 }
 
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
+use svcauth_tests::serve;
 
 /// A server that records every request and answers 200 "seen"; `/big`
 /// streams 64 MiB, `/big-announced` announces 64 MiB in Content-Length.

@@ -67,14 +67,11 @@ fn run(program: &PathBuf, script: &str, args: &[&str]) -> Value {
 }
 
 async fn serve(ring: &KeyRing) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/.well-known/jwks.json",
-        listener.local_addr().unwrap()
-    );
     let app = Router::new().route_service("/.well-known/jwks.json", JwksService::new(ring.clone()));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    format!(
+        "http://{}/.well-known/jwks.json",
+        svcauth_tests::serve(app).await
+    )
 }
 
 #[cfg_attr(

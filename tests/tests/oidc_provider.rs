@@ -57,10 +57,7 @@ async fn service_b(verifier: Verifier) -> String {
     let app = Router::new()
         .route("/whoami", get(whoami))
         .layer(VerifyLayer::new(verifier));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    format!("http://{}", svcauth_tests::serve(app).await)
 }
 
 async fn whoami(url: &str, token: &str) -> (u16, Value, String) {
@@ -485,9 +482,7 @@ async fn a_token_refused_by_the_provider_is_an_error_not_a_request() {
             counter.fetch_add(1, Ordering::Relaxed);
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{}", svcauth_tests::serve(app).await);
 
     // A wrong secret, then an audience the provider does not know.
     for (secret, audience, error) in [

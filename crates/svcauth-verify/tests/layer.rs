@@ -221,8 +221,6 @@ async fn cache_hits_skip_verification_until_exp_or_a_key_set_change() {
     );
     let server_state = Arc::new(std::sync::Mutex::new(jwks(&[&old])));
     let state = server_state.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
     let jwks_app = Router::new().route(
         "/jwks.json",
         get(move || {
@@ -230,7 +228,7 @@ async fn cache_hits_skip_verification_until_exp_or_a_key_set_change() {
             async move { body }
         }),
     );
-    tokio::spawn(async move { axum::serve(listener, jwks_app).await.unwrap() });
+    let url = format!("http://{}/jwks.json", svcauth_tests::serve(jwks_app).await);
 
     let now = SystemClock.now_secs();
     let clock = ManualClock::at_secs(now);

@@ -19,11 +19,9 @@ use svcauth_verify::{Caller, Verifier, VerifyLayer};
 
 pub const ISS_A: &str = "https://a.internal";
 
+/// `app` on a free loopback port; its base URL.
 pub async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    format!("http://{}", svcauth_tests::serve(app).await)
 }
 
 /// A's key ring, published on loopback. Returns the JWKS URL.

@@ -1,12 +1,6 @@
 //! Shared fixtures: keys, real JWKS servers on loopback, token minting.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, unreachable_pub, clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use axum::Router;
-use axum::routing::get;
 use serde_json::{Value, json};
 use svcauth_core::{Algorithm, b64};
 use svcauth_jwks::SigningKey;
@@ -15,36 +9,7 @@ pub const AUD: &str = "https://b.internal";
 pub const ISS_A: &str = "https://a.internal";
 pub const ISS_B: &str = "https://other.internal";
 
-/// A JWKS (or any JSON) server on a free loopback port that counts requests.
-pub struct JsonServer {
-    pub addr: SocketAddr,
-    pub hits: Arc<AtomicUsize>,
-}
-
-impl JsonServer {
-    pub async fn start(body: Value) -> JsonServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
-        let body = body.to_string();
-        let app = Router::new().fallback(get(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let body = body.clone();
-            async move { ([("content-type", "application/json")], body) }
-        }));
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        JsonServer { addr, hits }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}/jwks.json", self.addr)
-    }
-
-    pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
+pub use svcauth_tests::JsonServer;
 
 pub fn jwks(keys: &[&SigningKey]) -> Value {
     json!({ "keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() })
