@@ -12,6 +12,8 @@
 //!   process with its own environment variables.
 //! * [`serve`] and [`JsonServer`]: an axum app, or one JSON document (a
 //!   JWKS, a discovery document), on a free loopback port.
+//! * [`MockAuthorizationServer`]: a token endpoint that exchanges `good-*`
+//!   reference tokens (RFC 8693), for gateway tests that need no node.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -106,6 +108,79 @@ impl JsonServer {
     /// Requests answered so far.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst) as usize
+    }
+}
+
+/// A stand-in authorization server with one token endpoint (`/token`):
+/// token exchange of a `subject_token` starting with `good-` gives a
+/// JWT-shaped access token for 300 s (unsigned: a stand-in for what is
+/// forwarded, not something to verify); any other subject token gets
+/// `400 invalid_grant`; while [`set_down`](Self::set_down), every request
+/// gets `503`. It counts the questions it is asked.
+#[derive(Debug, Clone)]
+pub struct MockAuthorizationServer {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    asked: std::sync::Arc<AtomicU64>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl MockAuthorizationServer {
+    /// Starts one on a free loopback port.
+    pub async fn start() -> Self {
+        let asked = std::sync::Arc::new(AtomicU64::new(0));
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, is_down) = (asked.clone(), down.clone());
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move |form: String| {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let down = is_down.load(Ordering::SeqCst);
+                async move {
+                    use axum::http::StatusCode;
+                    if down {
+                        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({})));
+                    }
+                    let subject = form
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("subject_token="))
+                        .unwrap_or("");
+                    if !subject.starts_with("good-") {
+                        let error = json!({ "error": "invalid_grant" });
+                        return (StatusCode::BAD_REQUEST, axum::Json(error));
+                    }
+                    // {"alg":"none"} . {} . a serial: JWT-shaped, unsigned.
+                    let token = format!("eyJhbGciOiJub25lIn0.e30.{n}");
+                    let answer = json!({
+                        "access_token": token,
+                        "issued_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                        "token_type": "Bearer",
+                        "expires_in": 300,
+                    });
+                    (StatusCode::OK, axum::Json(answer))
+                }
+            }),
+        );
+        MockAuthorizationServer {
+            addr: serve(app).await,
+            asked,
+            down,
+        }
+    }
+
+    /// `http://<addr>/token`.
+    pub fn token_endpoint(&self) -> String {
+        format!("http://{}/token", self.addr)
+    }
+
+    /// Questions asked so far.
+    pub fn asked(&self) -> u64 {
+        self.asked.load(Ordering::SeqCst)
+    }
+
+    /// Answers 503 to everything while `down`.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 }
 

@@ -14,10 +14,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::routing::{get, post};
-use serde_json::{Value, json};
-use svcauth_core::Algorithm;
-use svcauth_jwks::SigningKey;
+use axum::routing::get;
+use serde_json::Value;
 
 /// Every request a loopback server saw: method, path and query, headers.
 #[derive(Clone, Default)]
@@ -72,51 +70,7 @@ async fn recording_server() -> (SocketAddr, Seen) {
     (serve(app).await, seen)
 }
 
-/// A stand-in authorization server: token exchange of `good-*` subject
-/// tokens for a JWT, `invalid_grant` for anything else.
-async fn authorization_server() -> (SocketAddr, Arc<Mutex<u64>>) {
-    let key = Arc::new(SigningKey::generate(Algorithm::ES256).unwrap());
-    let asked = Arc::new(Mutex::new(0u64));
-    let count = asked.clone();
-    let app = Router::new().route(
-        "/token",
-        post(move |form: String| {
-            let key = key.clone();
-            let count = count.clone();
-            async move {
-                *count.lock().unwrap() += 1;
-                let subject = form
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("subject_token="))
-                    .unwrap_or("");
-                if !subject.starts_with("good-") {
-                    return (
-                        http::StatusCode::BAD_REQUEST,
-                        axum::Json(json!({ "error": "invalid_grant" })),
-                    );
-                }
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
-                let claims = json!({"iss": "https://as", "sub": subject, "aud": "https://b.internal", "iat": now, "exp": now + 300});
-                let jwt = key.sign_jws(claims.to_string().as_bytes()).unwrap();
-                (
-                    http::StatusCode::OK,
-                    axum::Json(json!({
-                        "access_token": jwt,
-                        "issued_token_type": "urn:ietf:params:oauth:token-type:jwt",
-                        "token_type": "Bearer",
-                        "expires_in": 300,
-                    })),
-                )
-            }
-        }),
-    );
-    (serve(app).await, asked)
-}
-
-use svcauth_tests::free_port;
+use svcauth_tests::{MockAuthorizationServer, free_port};
 
 struct Proc(Child, u16);
 
@@ -157,14 +111,14 @@ async fn start(binary: &str, args: &[String]) -> Proc {
     panic!("{binary} did not start");
 }
 
-async fn gateway(upstream: SocketAddr, auth: SocketAddr, extra: &[&str]) -> Proc {
+async fn gateway(upstream: SocketAddr, auth: &MockAuthorizationServer, extra: &[&str]) -> Proc {
     let secret = std::env::temp_dir().join(format!("svcauth-edge-{}.secret", free_port()));
     std::fs::write(&secret, "a-client-secret").unwrap();
     let mut args: Vec<String> = [
         "--upstream",
         &format!("http://{upstream}/base"),
         "--token-endpoint",
-        &format!("http://{auth}/token"),
+        &auth.token_endpoint(),
         "--client-id",
         "gateway",
         "--client-secret-file",
@@ -228,8 +182,8 @@ const HOSTILE_PATHS: &[&str] = &[
 async fn the_gateway_forwards_only_under_its_upstream() {
     let (upstream, upstream_seen) = recording_server().await;
     let (attacker, attacker_seen) = recording_server().await;
-    let (auth, _) = authorization_server().await;
-    let gw = gateway(upstream, auth, &[]).await;
+    let auth = MockAuthorizationServer::start().await;
+    let gw = gateway(upstream, &auth, &[]).await;
     let token = ("authorization", "Bearer good-alice-0001");
 
     for path in HOSTILE_PATHS {
@@ -259,8 +213,8 @@ async fn the_gateway_forwards_only_under_its_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_strips_forgeable_headers_under_any_spelling() {
     let (upstream, seen) = recording_server().await;
-    let (auth, _) = authorization_server().await;
-    let gw = gateway(upstream, auth, &["--strip-header", "x-tenant"]).await;
+    let auth = MockAuthorizationServer::start().await;
+    let gw = gateway(upstream, &auth, &["--strip-header", "x-tenant"]).await;
     let status = raw(
         gw.1,
         "/whoami",
@@ -317,8 +271,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_upstream_answer_is_refused_or_cut_without_buffering_it() {
     let (upstream, _) = recording_server().await;
-    let (auth, _) = authorization_server().await;
-    let gw = gateway(upstream, auth, &["--max-response-bytes", "1048576"]).await;
+    let auth = MockAuthorizationServer::start().await;
+    let gw = gateway(upstream, &auth, &["--max-response-bytes", "1048576"]).await;
     let client = reqwest::Client::new();
     let get = |path: &str| {
         client
@@ -352,9 +306,9 @@ async fn an_oversized_upstream_answer_is_refused_or_cut_without_buffering_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_flooding_junk_tokens_does_not_lock_out_the_others() {
     let (upstream, _) = recording_server().await;
-    let (auth, asked) = authorization_server().await;
+    let auth = MockAuthorizationServer::start().await;
     // Clients told apart by a header a trusted proxy would set.
-    let gw = gateway(upstream, auth, &["--client-ip-header", "x-test-client"]).await;
+    let gw = gateway(upstream, &auth, &["--client-ip-header", "x-test-client"]).await;
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{}/whoami", gw.1);
     let mut refused = 0;
@@ -378,9 +332,9 @@ async fn one_client_flooding_junk_tokens_does_not_lock_out_the_others() {
         "the flooding client is held to its own budget"
     );
     assert!(
-        *asked.lock().unwrap() <= 40,
+        auth.asked() <= 40,
         "the authorization server was asked {} times for junk",
-        asked.lock().unwrap()
+        auth.asked()
     );
     // Twenty first-time users, each from its own address, all get through.
     for i in 0..20 {
@@ -395,7 +349,7 @@ async fn one_client_flooding_junk_tokens_does_not_lock_out_the_others() {
         assert_eq!(status, 200, "legitimate user {i}");
     }
     // Junk shorter than any real reference token is refused without asking.
-    let before = *asked.lock().unwrap();
+    let before = auth.asked();
     let status = client
         .get(&url)
         .bearer_auth("x")
@@ -405,7 +359,7 @@ async fn one_client_flooding_junk_tokens_does_not_lock_out_the_others() {
         .unwrap()
         .status();
     assert_eq!(status, 401);
-    assert_eq!(*asked.lock().unwrap(), before);
+    assert_eq!(auth.asked(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
