@@ -61,6 +61,20 @@ pub fn run_test_in_child(name: &str, set: &[(&str, &str)], remove: &[&str]) -> (
     )
 }
 
+/// [`run_test_in_child`] with every proxy variable (`HTTP_PROXY`,
+/// `ALL_PROXY`, either case) pointing at `proxy` and `NO_PROXY` unset, plus
+/// `extra`: for tests that a client ignores proxies from the environment.
+pub fn run_test_under_proxy(name: &str, proxy: &str, extra: &[(&str, &str)]) -> (bool, String) {
+    let mut set = vec![
+        ("HTTP_PROXY", proxy),
+        ("http_proxy", proxy),
+        ("ALL_PROXY", proxy),
+        ("all_proxy", proxy),
+    ];
+    set.extend_from_slice(extra);
+    run_test_in_child(name, &set, &["NO_PROXY", "no_proxy"])
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -812,17 +812,10 @@ fn the_sts_client_ignores_proxies_from_the_environment() {
         .await;
         let url = sts.url.clone();
         let (passed, output) = tokio::task::spawn_blocking(move || {
-            let set = [
-                ("HTTP_PROXY", proxy.as_str()),
-                ("http_proxy", proxy.as_str()),
-                ("ALL_PROXY", proxy.as_str()),
-                ("all_proxy", proxy.as_str()),
-                ("SVCAUTH_PROXY_STS", url.as_str()),
-            ];
-            svcauth_tests::run_test_in_child(
+            svcauth_tests::run_test_under_proxy(
                 "the_sts_client_ignores_proxies_from_the_environment",
-                &set,
-                &["NO_PROXY", "no_proxy"],
+                &proxy,
+                &[("SVCAUTH_PROXY_STS", url.as_str())],
             )
         })
         .await
