@@ -159,6 +159,17 @@ impl Gateway {
         reference: &str,
         client: Option<&str>,
     ) -> Result<Swapped, SwapError> {
+        self.swap_keyed(reference, || client.map(str::to_owned))
+            .await
+    }
+
+    /// [`swap_for`](Gateway::swap_for) with the client's key made by
+    /// `client` only when it is needed: on a cache miss.
+    pub(crate) async fn swap_keyed(
+        &self,
+        reference: &str,
+        client: impl FnOnce() -> Option<String>,
+    ) -> Result<Swapped, SwapError> {
         if reference.len() > MAX_TOKEN_BYTES || reference.len() < MIN_TOKEN_BYTES {
             return Err(SwapError::Malformed);
         }
@@ -169,8 +180,9 @@ impl Gateway {
         if let Some(outcome) = slot.get() {
             return self.answer(outcome, true);
         }
-        if let (Some(limiter), Some(client)) = (&inner.client_limiter, client)
-            && !limiter.try_acquire(client, self.now_ms())
+        if let Some(limiter) = &inner.client_limiter
+            && let Some(client) = client()
+            && !limiter.try_acquire(&client, self.now_ms())
         {
             inner
                 .counters

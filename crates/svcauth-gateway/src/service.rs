@@ -67,33 +67,46 @@ fn strip_forgeable(gateway: &Gateway, headers: &mut http::HeaderMap) {
     }
 }
 
-/// Who is asking, for the per-client miss budget: the configured header's
-/// last entry (set by a trusted proxy), else the peer address.
-fn client_address<B>(gateway: &Gateway, request: &Request<B>) -> Option<String> {
-    if let Some(name) = gateway.client_header() {
-        let last = request
-            .headers()
-            .get_all(name)
-            .iter()
-            .next_back()?
-            .to_str()
-            .ok()?
-            .rsplit(',')
-            .next()?
-            .trim();
-        return (!last.is_empty()).then(|| last.to_owned());
+/// Who is asking, for the per-client miss budget, as found on the request:
+/// cheap to take (an address, or the trusted header's value), and turned
+/// into the limiter's key only on a cache miss.
+enum ClientKey {
+    Header(http::HeaderValue),
+    Addr(std::net::IpAddr),
+}
+
+impl ClientKey {
+    /// The configured header's value (set by a trusted proxy), else the
+    /// peer address.
+    fn of<B>(gateway: &Gateway, request: &Request<B>) -> Option<Self> {
+        if let Some(name) = gateway.client_header() {
+            let value = request.headers().get_all(name).iter().next_back()?;
+            return Some(ClientKey::Header(value.clone()));
+        }
+        if let Some(crate::ClientAddr(ip)) = request.extensions().get() {
+            return Some(ClientKey::Addr(*ip));
+        }
+        #[cfg(feature = "axum")]
+        if let Some(axum::extract::ConnectInfo(peer)) =
+            request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        {
+            return Some(ClientKey::Addr(peer.ip()));
+        }
+        None
     }
-    if let Some(crate::ClientAddr(ip)) = request.extensions().get() {
-        return Some(ip.to_string());
+
+    /// The limiter's key: the header's last entry, or the address.
+    fn key(&self) -> Option<String> {
+        match self {
+            ClientKey::Header(value) => {
+                let last = value.to_str().ok()?.rsplit(',').next()?.trim();
+                (!last.is_empty()).then(|| last.to_owned())
+            }
+            ClientKey::Addr(ip) => Some(ip.to_string()),
+        }
     }
-    #[cfg(feature = "axum")]
-    if let Some(axum::extract::ConnectInfo(peer)) = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        return Some(peer.ip().to_string());
-    }
-    None
 }
 
 /// Whether `token` is a JWS (three segments, the first a JSON header with
@@ -120,7 +133,6 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         strip_forgeable(&self.gateway, request.headers_mut());
-        let client = client_address(&self.gateway, &request);
         let token = match svcauth_core::bearer_token(request.headers())
             .map_err(|_| Rejection::InvalidRequest)
         {
@@ -145,6 +157,7 @@ where
         // The reference token leaves the request here; the copy lives only
         // as long as the swap.
         let token = token.to_owned();
+        let client = ClientKey::of(&self.gateway, &request);
         request.headers_mut().remove(header::AUTHORIZATION);
         let gateway = self.gateway.clone();
         // The ready service goes into the future; a clone stays (tower's
@@ -152,7 +165,8 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::swap(Box::pin(async move {
-            match gateway.swap_for(&token, client.as_deref()).await {
+            let client_key = || client.as_ref().and_then(ClientKey::key);
+            match gateway.swap_keyed(&token, client_key).await {
                 Ok(Swapped::Jwt(value)) => {
                     request.headers_mut().insert(header::AUTHORIZATION, value);
                 }
