@@ -137,6 +137,16 @@ async fn call(a: &Proc, query: &str, body: &str) -> (u16, Value, reqwest::header
     )
 }
 
+/// `POST /rotate{query}` on service-a: the status and the JSON reply.
+async fn rotate(a: &Proc, query: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(a.url(&format!("/rotate{query}")))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
 async fn whoami(a: &Proc) -> (u16, Value) {
     let (status, body, _) = call(a, &format!("aud={B}&path=/whoami&method=GET"), "").await;
     (status, body)
@@ -284,14 +294,7 @@ async fn service_a_expose_tokens_and_rotate() {
     );
     // Rotation from loopback is accepted by default (--allow-remote-rotate
     // opens it to other addresses; its check is unit-tested in service-a).
-    let r: Value = reqwest::Client::new()
-        .post(a.url("/rotate"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = rotate(&a, "").await.1;
     assert_ne!(r["old_kid"], r["new_kid"]);
 }
 
@@ -574,11 +577,7 @@ async fn service_b_unknown_kid_cooldown() {
         assert_eq!(whoami(&a).await.0, 200);
         tokio::time::sleep(Duration::from_millis(1100)).await;
         // At once: B meets a kid it has not fetched.
-        reqwest::Client::new()
-            .post(a.url("/rotate?now=true"))
-            .send()
-            .await
-            .unwrap();
+        rotate(&a, "?now=true").await;
         assert_eq!(whoami(&a).await.0, expect, "cooldown {cooldown:?}");
     }
 }
@@ -592,14 +591,7 @@ async fn service_a_rotation_overlap_publishes_first_and_signs_later() {
     .await;
     let (status, first, _) = call(&a, &format!("aud={B}&path=/whoami"), "").await;
     assert_eq!(status, 200, "{first}");
-    let r: Value = reqwest::Client::new()
-        .post(a.url("/rotate"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = rotate(&a, "").await.1;
     let next = r["new_kid"].as_str().unwrap().to_owned();
     assert_eq!(r["signing_kid"], first["kid"], "{r}");
     assert_eq!(r["promotes_in_secs"], 2);
@@ -618,12 +610,7 @@ async fn service_a_rotation_overlap_publishes_first_and_signs_later() {
         "the next key is published at once: {jwks}"
     );
     // A second rotation while one is under way is refused, not stacked.
-    let again = reqwest::Client::new()
-        .post(a.url("/rotate"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 409);
+    assert_eq!(rotate(&a, "").await.0, 409);
     let (_, still, _) = call(&a, &format!("aud={B}&path=/whoami"), "").await;
     assert_eq!(
         still["kid"], first["kid"],
