@@ -6,7 +6,8 @@
 //!   sets `SVCAUTH_REQUIRE_PEERS`.
 //! * [`OidcProvider`]: panva's `oidc-provider` (tests/peers/oidc_provider.mjs)
 //!   on a free loopback port, stopped when dropped.
-//! * [`example_binaries`]: the example binaries, built once per test binary.
+//! * [`Example`]: one of the example binaries on a loopback port, killed on
+//!   drop; [`example_binaries`] builds them once per process.
 //! * [`RedisServer`]: redis-server on a free loopback port, killed on drop.
 //! * [`run_test_in_child`]: one test of the running test binary, in a child
 //!   process with its own environment variables.
@@ -18,10 +19,12 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+mod examples;
 mod oidc;
 mod redis;
 mod servers;
 
+pub use examples::{Example, example_binaries};
 pub use oidc::{OidcProvider, private_key_jwt_client, secret_client};
 pub use redis::RedisServer;
 pub use servers::{JsonServer, MockAuthorizationServer, serve};
@@ -81,32 +84,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a loopback port is free")
         .port()
-}
-
-/// The directory holding `service-a`, `service-b` and `gateway`, built
-/// (debug) the first time a test binary asks.
-pub fn example_binaries() -> &'static PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--package",
-                "service-a",
-                "--package",
-                "service-b",
-                "--package",
-                "gateway",
-            ])
-            .current_dir(root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the example binaries failed");
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| root().join("target"), PathBuf::from)
-            .join("debug")
-    })
 }
 
 /// Reports a missing peer: `None` (the test returns early, skipped) under a

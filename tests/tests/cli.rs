@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -17,111 +17,76 @@ fn binaries() -> &'static PathBuf {
     svcauth_tests::example_binaries()
 }
 
-use svcauth_tests::free_port;
+use svcauth_tests::{Example, free_port};
 
-/// A running service, killed on drop.
-struct Proc {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-async fn start(binary: &str, args: &[String], ready: impl Fn(&Value) -> bool) -> Proc {
-    let port = free_port();
-    let child = Command::new(binaries().join(binary))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc { child, port };
-    for _ in 0..300 {
-        if let Ok(r) = reqwest::get(proc.url("/healthz")).await
-            && let Ok(body) = r.json::<Value>().await
-            && ready(&body)
-        {
-            return proc;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{binary} {args:?} did not become ready");
+async fn start(binary: &str, args: &[String], ready: impl Fn(&Value) -> bool) -> Example {
+    Example::start(binary, args, ready).await
 }
 
 fn s(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
-async fn service_a(extra: &[&str]) -> Proc {
+async fn service_a(extra: &[&str]) -> Example {
     start("service-a", &s(extra), |_| true).await
 }
 
-/// Waits until `/healthz` on `port` answers and satisfies `ready`.
-async fn wait_ready(port: u16, ready: impl Fn(&Value) -> bool) {
-    for _ in 0..300 {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
-            && r.json::<Value>().await.is_ok_and(|h| ready(&h))
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("port {port} did not become ready");
+/// service-b with `args` only, ready once its keys are.
+async fn service_b(args: &[&str]) -> Example {
+    start("service-b", &s(args), |h| h["ready"] == true).await
+}
+
+/// service-b on `port`, trusting A's JWKS at `a`, ready once its keys are.
+async fn service_b_on(port: u16, a: &Example, extra: &[&str]) -> Example {
+    let mut args = s(&["--audience", B, "--trust"]);
+    args.push(format!("{A}={}", a.url("/.well-known/jwks.json")));
+    args.extend(s(extra));
+    Example::spawn_on(port, "service-b", &args, Stdio::null())
+        .ready(|h| h["ready"] == true)
+        .await
 }
 
 /// A and B wired together: A calls B as `B`.
-async fn pair(a_extra: &[&str], b_extra: &[&str]) -> (Proc, Proc) {
-    // B's port must be known to A, and A's JWKS to B: start B's listener
-    // address first by choosing it, then A, then B.
+async fn pair(a_extra: &[&str], b_extra: &[&str]) -> (Example, Example) {
+    // A must know B's address and B A's JWKS: choose B's port first, then
+    // start A, then B.
     let b_port = free_port();
     let mut a_args = s(&["--issuer", A, "--call"]);
     a_args.push(format!("{B}=http://127.0.0.1:{b_port}"));
     a_args.extend(s(a_extra));
     let a = start("service-a", &a_args, |_| true).await;
-    let mut b_args = s(&[
-        "--listen",
-        &format!("127.0.0.1:{b_port}"),
-        "--audience",
-        B,
-        "--trust",
-    ]);
-    b_args.push(format!("{A}={}", a.url("/.well-known/jwks.json")));
-    b_args.extend(s(b_extra));
-    let child = Command::new(binaries().join("service-b"))
-        .args(&b_args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let b = Proc {
-        child,
-        port: b_port,
-    };
-    for _ in 0..300 {
-        if let Ok(r) = reqwest::get(b.url("/healthz")).await
-            && r.json::<Value>().await.is_ok_and(|h| h["ready"] == true)
-        {
-            return (a, b);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("service-b did not become ready");
+    let b = service_b_on(b_port, &a, b_extra).await;
+    (a, b)
 }
 
-async fn call(a: &Proc, query: &str, body: &str) -> (u16, Value, reqwest::header::HeaderMap) {
+/// Runs service-a as `A` with `args`, which it must refuse: its stderr.
+fn refused_at_start(args: &[&str]) -> String {
+    let out = Command::new(binaries().join("service-a"))
+        .args(["--listen", "127.0.0.1:0", "--issuer", A])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "service-a started with {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The JSON body of `GET url`.
+async fn get_json(url: String) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// The status of `method url` with `token` as a bearer token and `body`.
+async fn send(method: reqwest::Method, url: String, token: Option<&str>, body: &str) -> u16 {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .body(body.to_owned());
+    if let Some(token) = token {
+        request = request.header("authorization", token);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+async fn call(a: &Example, query: &str, body: &str) -> (u16, Value, reqwest::header::HeaderMap) {
     let r = reqwest::Client::new()
         .post(a.url(&format!("/call?{query}")))
         .body(body.to_owned())
@@ -138,7 +103,7 @@ async fn call(a: &Proc, query: &str, body: &str) -> (u16, Value, reqwest::header
 }
 
 /// `POST /rotate{query}` on service-a: the status and the JSON reply.
-async fn rotate(a: &Proc, query: &str) -> (u16, Value) {
+async fn rotate(a: &Example, query: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(a.url(&format!("/rotate{query}")))
         .send()
@@ -147,7 +112,7 @@ async fn rotate(a: &Proc, query: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn whoami(a: &Proc) -> (u16, Value) {
+async fn whoami(a: &Example) -> (u16, Value) {
     let (status, body, _) = call(a, &format!("aud={B}&path=/whoami&method=GET"), "").await;
     (status, body)
 }
@@ -212,37 +177,14 @@ async fn service_a_key_and_alg() {
     let (status, body) = whoami(&a).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["kid"], key.kid());
-    let jwks: Value = reqwest::get(a.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = get_json(a.url("/.well-known/jwks.json")).await;
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
     // A key that does not fit the algorithm is refused at start.
-    let out = Command::new(binaries().join("service-a"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--issuer",
-            A,
-            "--key",
-            path.to_str().unwrap(),
-            "--alg",
-            "EdDSA",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--key"));
+    let refusal = refused_at_start(&["--key", path.to_str().unwrap(), "--alg", "EdDSA"]);
+    assert!(refusal.contains("--key"), "{refusal}");
     // Without --key, a key of --alg is generated.
     let generated = service_a(&["--issuer", A, "--alg", "PS256"]).await;
-    let jwks: Value = reqwest::get(generated.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = get_json(generated.url("/.well-known/jwks.json")).await;
     assert_eq!(jwks["keys"][0]["alg"], "PS256");
     std::fs::remove_file(path).unwrap();
 }
@@ -262,18 +204,8 @@ async fn service_a_lifetime_and_jwks_max_age() {
     );
     let r = reqwest::get(a.url("/.well-known/jwks.json")).await.unwrap();
     assert_eq!(r.headers()["cache-control"], "public, max-age=77");
-    let out = Command::new(binaries().join("service-a"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--issuer",
-            A,
-            "--lifetime-secs",
-            "3601",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "lifetimes over an hour are refused");
+    // Lifetimes over an hour are refused.
+    refused_at_start(&["--lifetime-secs", "3601"]);
 }
 
 #[tokio::test]
@@ -313,23 +245,7 @@ async fn service_a_danger_allow_insecure_http() {
         "--danger-allow-insecure-http",
     ])
     .await;
-    let mut b_args = s(&[
-        "--listen",
-        &format!("127.0.0.1:{b_port}"),
-        "--audience",
-        B,
-        "--trust",
-    ]);
-    b_args.push(format!("{A}={}", a.url("/.well-known/jwks.json")));
-    let _b = Proc {
-        child: Command::new(binaries().join("service-b"))
-            .args(&b_args)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        port: b_port,
-    };
-    wait_ready(b_port, |h| h["ready"] == true).await;
+    let _b = service_b_on(b_port, &a, &[]).await;
     let (_, _, headers) = call(&a, &format!("aud={B}&path=/whoami&method=GET"), "").await;
     assert_eq!(headers["www-authenticate"], "Bearer", "no token was sent");
     let (status, _, headers) =
@@ -353,71 +269,40 @@ async fn service_b_audience_trust_and_allow_caller() {
         &key,
         json!({ "iss": A, "sub": A, "aud": B, "iat": now(), "exp": now() + 300 }),
     );
-    let get = |b: &Proc| {
-        let (url, token) = (b.url("/whoami"), token.clone());
-        async move {
-            reqwest::Client::new()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
-    let ok = start(
-        "service-b",
-        &s(&["--audience", B, "--trust", &keyed_jwks]),
-        |h| h["ready"] == true,
-    )
-    .await;
-    assert_eq!(get(&ok).await, 200);
-    let other_aud = start(
-        "service-b",
-        &s(&[
-            "--audience",
-            "https://other.internal",
-            "--trust",
-            &keyed_jwks,
-        ]),
-        |h| h["ready"] == true,
-    )
-    .await;
-    assert_eq!(get(&other_aud).await, 401);
-    let other_trust = start(
-        "service-b",
-        &s(&[
-            "--audience",
-            B,
-            "--trust",
-            &jwks.replace(A, "https://x.internal"),
-        ]),
-        |h| h["ready"] == true,
-    )
-    .await;
-    assert_eq!(get(&other_trust).await, 401);
-    let allow = start(
-        "service-b",
-        &s(&[
-            "--audience",
-            B,
-            "--trust",
-            &keyed_jwks,
-            "--allow-caller",
-            "https://x.internal",
-        ]),
-        |h| h["ready"] == true,
-    )
-    .await;
-    assert_eq!(get(&allow).await, 403);
-    let allow_a = start(
-        "service-b",
-        &s(&["--audience", B, "--trust", &keyed_jwks, "--allow-caller", A]),
-        |h| h["ready"] == true,
-    )
-    .await;
-    assert_eq!(get(&allow_a).await, 200);
+    let bearer = format!("Bearer {token}");
+    let get = |b: &Example| send(reqwest::Method::GET, b.url("/whoami"), Some(&bearer), "");
+    let other_trust = jwks.replace(A, "https://x.internal");
+    for (args, expect) in [
+        (vec!["--audience", B, "--trust", &keyed_jwks], 200),
+        (
+            vec![
+                "--audience",
+                "https://other.internal",
+                "--trust",
+                &keyed_jwks,
+            ],
+            401,
+        ),
+        (vec!["--audience", B, "--trust", &other_trust], 401),
+        (
+            vec![
+                "--audience",
+                B,
+                "--trust",
+                &keyed_jwks,
+                "--allow-caller",
+                "https://x.internal",
+            ],
+            403,
+        ),
+        (
+            vec!["--audience", B, "--trust", &keyed_jwks, "--allow-caller", A],
+            200,
+        ),
+    ] {
+        let b = service_b(&args).await;
+        assert_eq!(get(&b).await, expect, "{args:?}");
+    }
     std::fs::remove_file(path).unwrap();
 }
 
@@ -434,39 +319,23 @@ async fn service_b_leeway_and_max_lifetime() {
         &key,
         json!({ "iss": A, "sub": A, "aud": B, "iat": now(), "exp": now() + 900 }),
     );
-    let status = |b: &Proc, token: &str| {
-        let (url, token) = (b.url("/whoami"), token.to_owned());
-        async move {
-            reqwest::Client::new()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+    let status = async |b: &Example, token: &str| {
+        let bearer = format!("Bearer {token}");
+        send(reqwest::Method::GET, b.url("/whoami"), Some(&bearer), "").await
     };
-    let strict = start("service-b", &s(&["--audience", B, "--trust", &jwks]), |h| {
-        h["ready"] == true
-    })
-    .await;
+    let strict = service_b(&["--audience", B, "--trust", &jwks]).await;
     assert_eq!(status(&strict, &expired_45s).await, 401);
     assert_eq!(status(&strict, &long_lived).await, 401);
-    let lenient = start(
-        "service-b",
-        &s(&[
-            "--audience",
-            B,
-            "--trust",
-            &jwks,
-            "--leeway-secs",
-            "60",
-            "--max-lifetime-secs",
-            "1000",
-        ]),
-        |h| h["ready"] == true,
-    )
+    let lenient = service_b(&[
+        "--audience",
+        B,
+        "--trust",
+        &jwks,
+        "--leeway-secs",
+        "60",
+        "--max-lifetime-secs",
+        "1000",
+    ])
     .await;
     assert_eq!(status(&lenient, &expired_45s).await, 200);
     assert_eq!(status(&lenient, &long_lived).await, 200);
@@ -491,23 +360,11 @@ async fn service_b_trust_oidc() {
         issuer
     };
     let b_port = free_port();
-    let mut a_args = s(&[
-        "--listen",
-        &format!("127.0.0.1:{a_port}"),
-        "--issuer",
-        &discovery,
-        "--call",
-    ]);
+    let mut a_args = s(&["--issuer", &discovery, "--call"]);
     a_args.push(format!("{B}=http://127.0.0.1:{b_port}"));
-    let a = Proc {
-        child: Command::new(binaries().join("service-a"))
-            .args(&a_args)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        port: a_port,
-    };
-    wait_ready(a_port, |_| true).await;
+    let a = Example::spawn_on(a_port, "service-a", &a_args, Stdio::null())
+        .ready(|_| true)
+        .await;
     // The keys are on A's origin, not the issuer's: refused by default, so
     // that whoever serves the discovery document cannot point key fetches
     // anywhere...
@@ -518,12 +375,7 @@ async fn service_b_trust_oidc() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let health: Value = reqwest::get(refused.url("/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_json(refused.url("/healthz")).await;
     assert_eq!(health["ready"], false, "{health}");
     assert!(
         health["issuers"][&discovery]["last_error"]
@@ -534,8 +386,6 @@ async fn service_b_trust_oidc() {
     drop(refused);
     // ... and accepted once that origin is allowed.
     let b_args = s(&[
-        "--listen",
-        &format!("127.0.0.1:{b_port}"),
         "--audience",
         B,
         "--trust-oidc",
@@ -543,15 +393,9 @@ async fn service_b_trust_oidc() {
         "--allow-jwks-uri-origin",
         &format!("http://127.0.0.1:{a_port}"),
     ]);
-    let b = Proc {
-        child: Command::new(binaries().join("service-b"))
-            .args(&b_args)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        port: b_port,
-    };
-    wait_ready(b_port, |h| h["ready"] == true).await;
+    let b = Example::spawn_on(b_port, "service-b", &b_args, Stdio::null())
+        .ready(|h| h["ready"] == true)
+        .await;
     let mut last = (0, Value::Null);
     for _ in 0..100 {
         last = whoami(&a).await;
@@ -595,12 +439,7 @@ async fn service_a_rotation_overlap_publishes_first_and_signs_later() {
     let next = r["new_kid"].as_str().unwrap().to_owned();
     assert_eq!(r["signing_kid"], first["kid"], "{r}");
     assert_eq!(r["promotes_in_secs"], 2);
-    let jwks: Value = reqwest::get(a.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = get_json(a.url("/.well-known/jwks.json")).await;
     assert!(
         jwks["keys"]
             .as_array()
@@ -657,21 +496,9 @@ async fn service_a_call_errors_say_what_to_change() {
 
 #[tokio::test]
 async fn service_b_public_base_url_and_max_body_bytes() {
-    let bound = |a: &Proc, body: &str| {
-        let (a, body) = (
-            a.url(&format!("/call?aud={B}&path=/echo&bind=true")),
-            body.to_owned(),
-        );
-        async move {
-            reqwest::Client::new()
-                .post(a)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+    let bound = async |a: &Example, body: &str| {
+        let url = a.url(&format!("/call?aud={B}&path=/echo&bind=true"));
+        send(reqwest::Method::POST, url, None, body).await
     };
     let (a, _b) = pair(&[], &[]).await;
     assert_eq!(bound(&a, "hello").await, 200);
@@ -686,10 +513,7 @@ async fn service_b_public_base_url_and_max_body_bytes() {
     assert_eq!(bound(&a, &"x".repeat(2000)).await, 413);
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_redis,
-    ignore = "needs redis-server; cargo xtask test installs it"
-)]
+#[cfg_attr(svcauth_peer_missing_redis, ignore = "needs redis-server")]
 #[tokio::test]
 async fn service_b_redis_shares_replay_state_between_replicas() {
     let Some(redis) = svcauth_tests::RedisServer::start() else {
@@ -698,50 +522,17 @@ async fn service_b_redis_shares_replay_state_between_replicas() {
     let redis_url = redis.url();
     // Replica 1 is the one A calls; replica 2 sits behind the same public URL.
     let (a, b1) = pair(&["--danger-expose-tokens"], &["--redis", &redis_url]).await;
-    let jwks = format!("{A}={}", a.url("/.well-known/jwks.json"));
     let public = b1.url("");
-    let shared = start(
-        "service-b",
-        &s(&[
-            "--audience",
-            B,
-            "--trust",
-            &jwks,
-            "--public-base-url",
-            &public,
-            "--redis",
-            &redis_url,
-        ]),
-        |h| h["ready"] == true,
+    let shared = service_b_on(
+        free_port(),
+        &a,
+        &["--public-base-url", &public, "--redis", &redis_url],
     )
     .await;
-    let alone = start(
-        "service-b",
-        &s(&[
-            "--audience",
-            B,
-            "--trust",
-            &jwks,
-            "--public-base-url",
-            &public,
-        ]),
-        |h| h["ready"] == true,
-    )
-    .await;
+    let alone = service_b_on(free_port(), &a, &["--public-base-url", &public]).await;
 
-    let replay_to = |b: &Proc, token: String| {
-        let url = b.url("/echo");
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .header("authorization", token)
-                .body("pay")
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+    let replay_to = async |b: &Example, token: String| {
+        send(reqwest::Method::POST, b.url("/echo"), Some(&token), "pay").await
     };
     let spend = || async {
         let (status, _, headers) = call(&a, &format!("aud={B}&path=/echo&bind=true"), "pay").await;

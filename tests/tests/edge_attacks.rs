@@ -7,7 +7,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,48 +69,13 @@ async fn recording_server() -> (SocketAddr, Seen) {
     (serve(app).await, seen)
 }
 
-use svcauth_tests::{MockAuthorizationServer, free_port};
+use svcauth_tests::{Example, MockAuthorizationServer, free_port};
 
-struct Proc(Child, u16);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+async fn start(binary: &str, args: &[String]) -> Example {
+    Example::start(binary, args, |_| true).await
 }
 
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-async fn start(binary: &str, args: &[String]) -> Proc {
-    let port = free_port();
-    let child = Command::new(svcauth_tests::example_binaries().join(binary))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc(child, port);
-    for _ in 0..300 {
-        if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-            .await
-            .is_ok()
-        {
-            return proc;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{binary} did not start");
-}
-
-async fn gateway(upstream: SocketAddr, auth: &MockAuthorizationServer, extra: &[&str]) -> Proc {
+async fn gateway(upstream: SocketAddr, auth: &MockAuthorizationServer, extra: &[&str]) -> Example {
     let secret = std::env::temp_dir().join(format!("svcauth-edge-{}.secret", free_port()));
     std::fs::write(&secret, "a-client-secret").unwrap();
     let mut args: Vec<String> = [
@@ -188,7 +152,7 @@ async fn the_gateway_forwards_only_under_its_upstream() {
 
     for path in HOSTILE_PATHS {
         let path = path.replace("ATTACKER", &attacker.to_string());
-        let status = raw(gw.1, &path, &[token]).await;
+        let status = raw(gw.port(), &path, &[token]).await;
         assert_eq!(status, 400, "{path}");
     }
     assert_eq!(attacker_seen.count(), 0, "nothing reached the attacker");
@@ -196,7 +160,7 @@ async fn the_gateway_forwards_only_under_its_upstream() {
 
     // A URL inside the query is just a query; a `#` never leaves the client.
     let path = format!("/orders/7?next=http://{attacker}/y");
-    assert_eq!(raw(gw.1, &path, &[token]).await, 200);
+    assert_eq!(raw(gw.port(), &path, &[token]).await, 200);
     let (method, target, headers) = upstream_seen.last();
     assert_eq!(method, "GET");
     assert_eq!(target, format!("/base/orders/7?next=http://{attacker}/y"));
@@ -216,7 +180,7 @@ async fn the_gateway_strips_forgeable_headers_under_any_spelling() {
     let auth = MockAuthorizationServer::start().await;
     let gw = gateway(upstream, &auth, &["--strip-header", "x-tenant"]).await;
     let status = raw(
-        gw.1,
+        gw.port(),
         "/whoami",
         &[
             ("authorization", "Bearer good-alice-0002"),
@@ -276,7 +240,7 @@ async fn an_oversized_upstream_answer_is_refused_or_cut_without_buffering_it() {
     let client = reqwest::Client::new();
     let get = |path: &str| {
         client
-            .get(format!("http://127.0.0.1:{}{path}", gw.1))
+            .get(gw.url(path))
             .bearer_auth("good-alice-0003")
             .send()
     };
@@ -310,7 +274,7 @@ async fn one_client_flooding_junk_tokens_does_not_lock_out_the_others() {
     // Clients told apart by a header a trusted proxy would set.
     let gw = gateway(upstream, &auth, &["--client-ip-header", "x-test-client"]).await;
     let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{}/whoami", gw.1);
+    let url = gw.url("/whoami");
     let mut refused = 0;
     for i in 0..300 {
         let status = client
@@ -379,7 +343,7 @@ async fn service_a_calls_only_the_configured_origin() {
     let client = reqwest::Client::new();
     let call = |path: String| {
         let url = reqwest::Url::parse_with_params(
-            &format!("http://127.0.0.1:{}/call", a.1),
+            &a.url("/call"),
             &[
                 ("aud", "https://b.internal"),
                 ("path", path.as_str()),
