@@ -2,14 +2,18 @@
 //! requests and answers. Every step is checked; any surprise exits non-zero.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use svcauth_core::{Algorithm, b64};
 use svcauth_jwks::SigningKey;
+use svcauth_tests::{
+    Example, OidcProvider, TOKEN_EXCHANGE, example_binaries, free_port, private_key_jwt_client,
+    secret_client,
+};
 
 const A_ISS: &str = "https://a.internal";
 const B_AUD: &str = "https://b.internal";
@@ -17,82 +21,28 @@ const C_AUD: &str = "https://c.internal";
 const EDGE_CLIENT: &str = "edge-app";
 const EDGE_SECRET: &str = "edge-app-secret-for-the-demo-only-0123456789";
 
-/// panva's oidc-provider, run by node (tests/peers/oidc_provider.mjs).
-struct Provider {
-    issuer: String,
-    port: u16,
-    /// The gateway's private key (PEM), registered as its private_key_jwt.
-    gateway_key: PathBuf,
-}
-
-/// Starts the OpenID Provider: an outside client (`edge-app`, opaque
-/// tokens), the gateway (token exchange, private_key_jwt) and service-b
-/// as a resource (ES256 JWT access tokens).
-fn start_provider(root: &Path, logs: &Path, services: &mut Services) -> Result<Provider, String> {
-    let peers = root.join("tests").join("peers");
-    let keygen = Command::new("node")
-        .args(["oidc_provider.mjs", "keygen"])
-        .current_dir(&peers)
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| format!("running node (needed for the OpenID Provider): {e}"))?;
-    if !keygen.status.success() {
-        return Err("oidc_provider.mjs keygen failed".into());
-    }
-    let keys: Value = serde_json::from_slice(&keygen.stdout).map_err(|e| e.to_string())?;
+/// Starts the OpenID Provider (panva's, from the test kit): an outside
+/// client (`edge-app`, opaque tokens), the gateway (token exchange,
+/// private_key_jwt, its key written to `gateway_key`) and service-b as a
+/// resource (ES256 JWT access tokens).
+fn start_provider(gateway_key: &Path) -> Result<OidcProvider, String> {
+    let needs = "the OpenID Provider needs node and tests/peers/node_modules/oidc-provider";
+    let keys = OidcProvider::keygen().ok_or(needs)?;
     let pem = svcauth_jwks::generate_pkcs8_pem(Algorithm::ES256).map_err(|e| e.to_string())?;
-    let gateway_key = logs.join("gateway-key.pem");
-    write_private(&gateway_key, pem.as_bytes())?;
+    write_private(gateway_key, pem.as_bytes())?;
     let public = SigningKey::from_pkcs8_pem(&pem, None)
         .map_err(|e| e.to_string())?
         .public_jwk();
+    let public = serde_json::to_value(public).map_err(|e| e.to_string())?;
     let config = json!({
-        "port": 0,
         "keys": keys,
         "clients": [
-            {
-                "client_id": "gateway",
-                "token_endpoint_auth_method": "private_key_jwt",
-                "jwks": { "keys": [public] },
-                "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
-                "redirect_uris": [], "response_types": [],
-            },
-            {
-                "client_id": EDGE_CLIENT,
-                "client_secret": EDGE_SECRET,
-                "token_endpoint_auth_method": "client_secret_basic",
-                "grant_types": ["client_credentials"],
-                "redirect_uris": [], "response_types": [],
-            },
+            private_key_jwt_client("gateway", public, &[TOKEN_EXCHANGE]),
+            secret_client(EDGE_CLIENT, EDGE_SECRET, &["client_credentials"]),
         ],
         "resources": { B_AUD: { "alg": "ES256", "ttl": 300 } },
     });
-    let config_path = logs.join("oidc-provider.json");
-    std::fs::write(&config_path, config.to_string()).map_err(|e| e.to_string())?;
-    let mut child = Command::new("node")
-        .arg("oidc_provider.mjs")
-        .arg("serve")
-        .arg(&config_path)
-        .current_dir(&peers)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(logs.join("oidc-provider.log")).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("starting the OpenID Provider: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    services.0.push(("oidc-provider", child));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
-        .map_err(|e| e.to_string())?;
-    let ready: Value = serde_json::from_str(&line)
-        .map_err(|_| format!("the OpenID Provider did not start (see {})", logs.display()))?;
-    Ok(Provider {
-        issuer: ready["issuer"].as_str().unwrap_or_default().to_owned(),
-        port: ready["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(0),
-        gateway_key,
-    })
+    OidcProvider::start(config).ok_or_else(|| needs.to_owned())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -110,25 +60,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
 fn base64_std(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-/// Children killed on drop, so an error or a panic never leaves them running.
-/// (Ctrl-C reaches them directly: they share the terminal's process group,
-/// and each shuts down on SIGINT.)
-struct Services(Vec<(&'static str, Child)>);
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// An HTTP/1.1 response: status, headers (lower-case names), body.
@@ -256,87 +187,73 @@ fn token_line(authorization: &str) -> String {
     )
 }
 
+/// One request with `authorization`, and the two lines that repeat it in a
+/// shell (`TOKEN=...`, then `curl`).
+fn with_token(
+    authorization: &str,
+    method: &str,
+    port: u16,
+    path: &str,
+    body: &str,
+) -> Result<(String, Reply), String> {
+    let headers = [("authorization", authorization)];
+    let shown = format!(
+        "{}\n{}",
+        token_line(authorization),
+        curl(method, port, path, &headers, body)
+    );
+    Ok((shown, http(method, port, path, &headers, body)?))
+}
+
 fn fetches(b_port: u16) -> Result<u64, String> {
     let health = http("GET", b_port, "/healthz", &[], "")?.json();
     Ok(health["issuers"][A_ISS]["fetches"].as_u64().unwrap_or(0))
 }
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    eprintln!("demo: building service-a, service-b and gateway (cargo shows its progress)");
-    let status = Command::new(&cargo)
-        .args([
-            "build",
-            "--package",
-            "service-a",
-            "--package",
-            "service-b",
-            "--package",
-            "gateway",
-        ])
-        .current_dir(root)
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err("building the example services failed".into());
-    }
     crate::peers::install_node_peers(root)?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let bin = |name: &str| target.join("debug").join(name);
-
-    let (a_port, b_port) = (free_port()?, free_port()?);
-    let logs = target.join("demo-logs");
+    eprintln!("demo: building service-a, service-b and gateway");
+    let logs = example_binaries()
+        .parent()
+        .ok_or("no target directory")?
+        .join("demo-logs");
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
     let log = |name: &str| -> Result<Stdio, String> {
         Ok(std::fs::File::create(logs.join(name))
             .map_err(|e| e.to_string())?
             .into())
     };
+
+    let (a_port, b_port) = (free_port(), free_port());
     let b_url = format!("http://127.0.0.1:{b_port}");
-    let mut services = Services(Vec::new());
-    let a = Command::new(bin("service-a"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{a_port}"),
-            "--issuer",
-            A_ISS,
-        ])
-        .args([
-            "--call",
-            &format!("{B_AUD}={b_url}"),
-            "--call",
-            &format!("{C_AUD}={b_url}"),
-        ])
-        .arg("--danger-expose-tokens")
+    let a_args = [
+        "--issuer",
+        A_ISS,
+        "--call",
+        &format!("{B_AUD}={b_url}"),
+        "--call",
+        &format!("{C_AUD}={b_url}"),
+        "--danger-expose-tokens",
         // A short overlap, so the rotation step need not wait five minutes.
-        .args(["--rotation-overlap-secs", "2"])
-        .stdout(Stdio::null())
-        .stderr(log("service-a.log")?)
-        .spawn()
-        .map_err(|e| format!("starting service-a: {e}"))?;
-    services.0.push(("service-a", a));
+        "--rotation-overlap-secs",
+        "2",
+    ];
+    let service_a = Example::spawn_on(a_port, "service-a", &a_args, log("service-a.log")?);
     wait_ready(a_port, "service-a", |r| r.status == 200)?;
-    let op = start_provider(root, &logs, &mut services)?;
-    let b = Command::new(bin("service-b"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{b_port}"),
-            "--audience",
-            B_AUD,
-        ])
-        .args([
-            "--trust",
-            &format!("{A_ISS}=http://127.0.0.1:{a_port}/.well-known/jwks.json"),
-        ])
-        .args(["--trust-oidc", &op.issuer])
+    let gateway_key = logs.join("gateway-key.pem");
+    let op = start_provider(&gateway_key)?;
+    let b_args = [
+        "--audience",
+        B_AUD,
+        "--trust",
+        &format!("{A_ISS}=http://127.0.0.1:{a_port}/.well-known/jwks.json"),
+        "--trust-oidc",
+        &op.issuer,
         // Short, so the rotation step need not wait 30 s after B's first fetch.
-        .args(["--unknown-kid-cooldown-secs", "1"])
-        .stdout(Stdio::null())
-        .stderr(log("service-b.log")?)
-        .spawn()
-        .map_err(|e| format!("starting service-b: {e}"))?;
-    services.0.push(("service-b", b));
+        "--unknown-kid-cooldown-secs",
+        "1",
+    ];
+    let service_b = Example::spawn_on(b_port, "service-b", &b_args, log("service-b.log")?);
 
     println!("service-a ({A_ISS}) on 127.0.0.1:{a_port}, publishing /.well-known/jwks.json;");
     println!(
@@ -354,20 +271,20 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         op.issuer
     );
     wait_ready(b_port, "service-b", |r| r.json()["ready"] == true)?;
-    let g_port = free_port()?;
-    let gateway = Command::new(bin("gateway"))
-        .args(["--listen", &format!("127.0.0.1:{g_port}")])
-        .args(["--upstream", &b_url])
-        .args(["--token-endpoint", &format!("{}/token", op.issuer)])
-        .args(["--client-id", "gateway"])
-        .arg("--client-key")
-        .arg(&op.gateway_key)
-        .args(["--audience", B_AUD])
-        .stdout(Stdio::null())
-        .stderr(log("gateway.log")?)
-        .spawn()
-        .map_err(|e| format!("starting gateway: {e}"))?;
-    services.0.push(("gateway", gateway));
+    let g_port = free_port();
+    let g_args = [
+        "--upstream",
+        &b_url,
+        "--token-endpoint",
+        &op.token_endpoint(),
+        "--client-id",
+        "gateway",
+        "--client-key",
+        gateway_key.to_str().ok_or("a UTF-8 target directory")?,
+        "--audience",
+        B_AUD,
+    ];
+    let gateway = Example::spawn_on(g_port, "gateway", &g_args, log("gateway.log")?);
     wait_ready(g_port, "gateway", |r| r.status == 200)?;
     println!("gateway on 127.0.0.1:{g_port}, exchanging opaque tokens for JWTs to {B_AUD}");
     println!("(logs in {})\n", logs.display());
@@ -435,19 +352,11 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         "{input}.{}",
         b64::encode(forger.sign(input.as_bytes()).map_err(|e| e.to_string())?)
     );
-    let bearer = format!("Bearer {forged}");
-    let headers = [("authorization", bearer.as_str())];
-    let r = http("GET", b_port, "/whoami", &headers, "")?;
+    let (shown, r) = with_token(&format!("Bearer {forged}"), "GET", b_port, "/whoami", "")?;
     t.step(
         "a forged token (A's iss and kid, signed by another key) is refused",
         r.status == 401 && r.body.contains("signature"),
-        format!(
-            "{}\n{}\n-> {} {}",
-            token_line(&bearer),
-            curl("GET", b_port, "/whoami", &headers, ""),
-            r.status,
-            r.body
-        ),
+        format!("{shown}\n-> {} {}", r.status, r.body),
     );
 
     // 4. A request-bound call, then the same token with another body.
@@ -464,18 +373,11 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         r.status == 200 && r.body == "transfer 10 EUR" && !sent.is_empty(),
         format!("{command}\n-> {} '{}'", r.status, r.body),
     );
-    let headers = [("authorization", sent.as_str())];
-    let r = http("POST", b_port, "/echo", &headers, "transfer 9999 EUR")?;
+    let (shown, r) = with_token(&sent, "POST", b_port, "/echo", "transfer 9999 EUR")?;
     t.step(
         "the same bound token with a changed body is refused",
         r.status == 401 && r.body.contains("bound to another request"),
-        format!(
-            "{}\n{}\n-> {} {}",
-            token_line(&sent),
-            curl("POST", b_port, "/echo", &headers, "transfer 9999 EUR"),
-            r.status,
-            r.body
-        ),
+        format!("{shown}\n-> {} {}", r.status, r.body),
     );
 
     // 5. Rotation: the next key is published first and signs after the
@@ -554,7 +456,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     );
 
     let steps = t.steps;
-    drop(services);
+    drop((gateway, service_b, op, service_a));
     println!();
     if t.failures == 0 {
         println!("demo: all {steps} steps behaved as described; every process stopped");
