@@ -33,8 +33,22 @@ fn fixed(keys: &[&SigningKey]) -> KeySource {
     KeySource::fixed(KeySet::from_jwks(jwks(keys).to_string().as_bytes(), 65536).unwrap())
 }
 
+/// An EdDSA key and a verifier that trusts it for `ISS_A`, everything else default.
+fn eddsa_verifier() -> (SigningKey, Verifier) {
+    let key = new_key(Algorithm::EdDSA);
+    let verifier = Verifier::builder(AUD)
+        .trust(ISS_A, fixed(&[&key]))
+        .build()
+        .unwrap();
+    (key, verifier)
+}
+
+async fn code(app: &Router, uri: &str, token: Option<&str>) -> StatusCode {
+    send(app, get_with(uri, token)).await.status()
+}
+
 async fn status(app: &Router, request: Request<Body>) -> (StatusCode, String) {
-    let response = app.clone().oneshot(request).await.unwrap();
+    let response = send(app, request).await;
     let status = response.status();
     let body = http_body_util::BodyExt::collect(response.into_body())
         .await
@@ -58,11 +72,7 @@ struct Tenant {
 
 #[tokio::test]
 async fn optional_routes_and_typed_claims() {
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let verifier = Verifier::builder(AUD)
-        .trust(ISS_A, fixed(&[&key]))
-        .build()
-        .unwrap();
+    let (key, verifier) = eddsa_verifier();
     let app = Router::new()
         .route(
             "/maybe",
@@ -94,28 +104,22 @@ async fn optional_routes_and_typed_claims() {
     );
     // Optional does not mean a bad token passes.
     assert_eq!(
-        status(&app, get_with("/maybe", Some("a.b.c"))).await.0,
+        code(&app, "/maybe", Some("a.b.c")).await,
         StatusCode::UNAUTHORIZED
     );
     // A handler that needs a caller still refuses anonymous requests.
-    assert_eq!(
-        status(&app, get_with("/tenant", None)).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(code(&app, "/tenant", None).await, StatusCode::UNAUTHORIZED);
     // Claims that do not fit the handler's type.
     let plain = sign(&header_for(&key), &claims_at(now), &key);
     assert_eq!(
-        status(&app, get_with("/tenant", Some(&plain))).await.0,
+        code(&app, "/tenant", Some(&plain)).await,
         StatusCode::UNAUTHORIZED
     );
 }
 
 #[tokio::test]
 async fn per_route_callers_and_scopes_answer_403_insufficient_scope() {
-    let (a, b) = (
-        SigningKey::generate(Algorithm::EdDSA).unwrap(),
-        SigningKey::generate(Algorithm::ES256).unwrap(),
-    );
+    let (a, b) = (new_key(Algorithm::EdDSA), new_key(Algorithm::ES256));
     let verifier = Verifier::builder(AUD)
         .trust(ISS_A, fixed(&[&a]))
         .trust(ISS_B, fixed(&[&b]))
@@ -146,15 +150,8 @@ async fn per_route_callers_and_scopes_answer_403_insufficient_scope() {
     b_claims["scope"] = "orders:read orders:write".into();
     let from_b = sign(&header_for(&b), &b_claims, &b);
 
-    assert_eq!(
-        status(&app, get_with("/admin", Some(&from_a))).await.0,
-        StatusCode::OK
-    );
-    let refused = app
-        .clone()
-        .oneshot(get_with("/admin", Some(&from_b)))
-        .await
-        .unwrap();
+    assert_eq!(code(&app, "/admin", Some(&from_a)).await, StatusCode::OK);
+    let refused = send(&app, get_with("/admin", Some(&from_b))).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(
         refused.headers()["www-authenticate"]
@@ -162,32 +159,19 @@ async fn per_route_callers_and_scopes_answer_403_insufficient_scope() {
             .unwrap()
             .starts_with("Bearer error=\"insufficient_scope\"")
     );
+    assert_eq!(code(&app, "/scoped", Some(&from_b)).await, StatusCode::OK);
+    let scoped = send(&app, get_with("/scoped", Some(&from_a))).await;
+    assert_eq!(refusal(&scoped), ErrorKind::InsufficientScope);
+    assert_eq!(code(&app, "/pred", Some(&from_a)).await, StatusCode::OK);
     assert_eq!(
-        status(&app, get_with("/scoped", Some(&from_b))).await.0,
-        StatusCode::OK
-    );
-    let scoped = app
-        .clone()
-        .oneshot(get_with("/scoped", Some(&from_a)))
-        .await
-        .unwrap();
-    assert_eq!(
-        scoped.extensions().get::<VerifyError>().unwrap().kind(),
-        ErrorKind::InsufficientScope
-    );
-    assert_eq!(
-        status(&app, get_with("/pred", Some(&from_a))).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        status(&app, get_with("/pred", Some(&from_b))).await.0,
+        code(&app, "/pred", Some(&from_b)).await,
         StatusCode::FORBIDDEN
     );
 }
 
 #[tokio::test]
 async fn keys_never_loaded_answer_503_with_retry_after() {
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let key = new_key(Algorithm::EdDSA);
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -207,18 +191,12 @@ async fn keys_never_loaded_answer_503_with_retry_after() {
     let response = app.oneshot(get_with("/", Some(&token))).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "30");
-    assert_eq!(
-        response.extensions().get::<VerifyError>().unwrap().kind(),
-        ErrorKind::KeysUnavailable
-    );
+    assert_eq!(refusal(&response), ErrorKind::KeysUnavailable);
 }
 
 #[tokio::test]
 async fn cache_hits_skip_verification_until_exp_or_a_key_set_change() {
-    let (old, new) = (
-        SigningKey::generate(Algorithm::ES256).unwrap(),
-        SigningKey::generate(Algorithm::ES256).unwrap(),
-    );
+    let (old, new) = (new_key(Algorithm::ES256), new_key(Algorithm::ES256));
     let server_state = Arc::new(std::sync::Mutex::new(jwks(&[&old])));
     let state = server_state.clone();
     let jwks_app = Router::new().route(
@@ -248,49 +226,29 @@ async fn cache_hits_skip_verification_until_exp_or_a_key_set_change() {
     let token = sign(&header_for(&old), &claims_at(now), &old);
 
     for _ in 0..10 {
-        assert_eq!(
-            status(&app, get_with("/", Some(&token))).await.0,
-            StatusCode::OK
-        );
+        assert_eq!(code(&app, "/", Some(&token)).await, StatusCode::OK);
     }
     let metrics = verifier.metrics();
     assert_eq!((metrics.accepted, metrics.cache_hits), (10, 9));
 
     // Past exp + leeway the cached entry no longer answers.
     clock.advance(Duration::from_secs(331));
-    let response = app
-        .clone()
-        .oneshot(get_with("/", Some(&token)))
-        .await
-        .unwrap();
-    assert_eq!(
-        response.extensions().get::<VerifyError>().unwrap().kind(),
-        ErrorKind::Expired
-    );
+    let response = send(&app, get_with("/", Some(&token))).await;
+    assert_eq!(refusal(&response), ErrorKind::Expired);
     clock.set_secs(now);
 
     // The issuer drops the old key: after the refresh the cached token fails.
-    assert_eq!(
-        status(&app, get_with("/", Some(&token))).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(code(&app, "/", Some(&token)).await, StatusCode::OK);
     *server_state.lock().unwrap() = jwks(&[&new]);
     source.refresh().await.unwrap();
-    let response = app
-        .clone()
-        .oneshot(get_with("/", Some(&token)))
-        .await
-        .unwrap();
-    assert_eq!(
-        response.extensions().get::<VerifyError>().unwrap().kind(),
-        ErrorKind::UnknownKey
-    );
+    let response = send(&app, get_with("/", Some(&token))).await;
+    assert_eq!(refusal(&response), ErrorKind::UnknownKey);
     assert_eq!(verifier.metrics().rejected["unknown_key"], 1);
 }
 
 #[tokio::test]
 async fn cache_stays_within_its_capacity() {
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let key = new_key(Algorithm::EdDSA);
     let verifier = Verifier::builder(AUD)
         .trust(ISS_A, fixed(&[&key]))
         .cache_capacity(64)
@@ -351,11 +309,7 @@ async fn hmac_only_behind_the_danger_option_with_a_long_secret() {
 
 #[tokio::test]
 async fn rejection_body_can_be_replaced_but_not_the_challenge() {
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let verifier = Verifier::builder(AUD)
-        .trust(ISS_A, fixed(&[&key]))
-        .build()
-        .unwrap();
+    let (_, verifier) = eddsa_verifier();
     let layer = VerifyLayer::new(verifier).rejection_body(|e| {
         (
             HeaderValue::from_static("text/plain"),
@@ -365,11 +319,7 @@ async fn rejection_body_can_be_replaced_but_not_the_challenge() {
     let app = Router::new()
         .route("/", get(|| async { "ok" }))
         .layer(layer);
-    let response = app
-        .clone()
-        .oneshot(get_with("/", Some("x.y.z")))
-        .await
-        .unwrap();
+    let response = send(&app, get_with("/", Some("x.y.z"))).await;
     assert_eq!(response.headers()["content-type"], "text/plain");
     assert!(
         response.headers()["www-authenticate"]
@@ -385,11 +335,7 @@ async fn rejection_body_can_be_replaced_but_not_the_challenge() {
 
 #[tokio::test]
 async fn default_body_is_small_json() {
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let verifier = Verifier::builder(AUD)
-        .trust(ISS_A, fixed(&[&key]))
-        .build()
-        .unwrap();
+    let (_, verifier) = eddsa_verifier();
     let app = Router::new()
         .route("/", get(|| async { "ok" }))
         .layer(VerifyLayer::new(verifier));
@@ -401,7 +347,7 @@ async fn default_body_is_small_json() {
 
 #[test]
 fn configuration_is_checked() {
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let key = new_key(Algorithm::EdDSA);
     let base = |aud: &str| Verifier::builder(aud).trust(ISS_A, fixed(&[&key]));
     assert_eq!(base("*").build().unwrap_err(), ConfigError::BadAudience);
     assert_eq!(base("").build().unwrap_err(), ConfigError::BadAudience);
@@ -431,7 +377,7 @@ fn configuration_is_checked() {
 
 #[tokio::test]
 async fn algorithm_allow_list_is_enforced_before_any_key_lookup() {
-    let key = SigningKey::generate(Algorithm::RS256).unwrap();
+    let key = new_key(Algorithm::RS256);
     let verifier = Verifier::builder(AUD)
         .trust(ISS_A, fixed(&[&key]))
         .algorithms([Algorithm::EdDSA, Algorithm::ES256].into_iter().collect())
@@ -444,13 +390,28 @@ async fn algorithm_allow_list_is_enforced_before_any_key_lookup() {
     );
 }
 
+/// `verify_request` for `POST http://b.internal/echo` with the body `x`.
+async fn post_echo_x(
+    verifier: &Verifier,
+    token: &str,
+    require_binding: bool,
+) -> Result<Arc<svcauth_verify::VerifiedClaims>, VerifyError> {
+    let uri: http::Uri = "/echo".parse().unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", "b.internal".parse().unwrap());
+    let target = svcauth_verify::RequestTarget {
+        method: &http::Method::POST,
+        uri: &uri,
+        headers: &headers,
+    };
+    verifier
+        .verify_request(token, target, b"x", require_binding)
+        .await
+}
+
 #[tokio::test]
 async fn bound_tokens_are_not_accepted_by_plain_verify() {
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let verifier = Verifier::builder(AUD)
-        .trust(ISS_A, fixed(&[&key]))
-        .build()
-        .unwrap();
+    let (key, verifier) = eddsa_verifier();
     let mut claims = claims_at(SystemClock.now_secs());
     claims["htm"] = "POST".into();
     claims["htu"] = "http://b.internal/echo".into();
@@ -460,29 +421,12 @@ async fn bound_tokens_are_not_accepted_by_plain_verify() {
         verifier.verify(&token).await.unwrap_err().kind(),
         ErrorKind::BindingMismatch
     );
-    let uri: http::Uri = "/echo".parse().unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("host", "b.internal".parse().unwrap());
-    let target = svcauth_verify::RequestTarget {
-        method: &http::Method::POST,
-        uri: &uri,
-        headers: &headers,
-    };
-    assert!(
-        verifier
-            .verify_request(&token, target, b"x", false)
-            .await
-            .is_ok()
-    );
+    assert!(post_echo_x(&verifier, &token, false).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_replays_of_a_bound_token_accept_exactly_one() {
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let verifier = Verifier::builder(AUD)
-        .trust(ISS_A, fixed(&[&key]))
-        .build()
-        .unwrap();
+    let (key, verifier) = eddsa_verifier();
     let binding = svcauth_core::RequestBinding::for_parts(
         &http::Method::POST,
         "http",
@@ -499,20 +443,7 @@ async fn concurrent_replays_of_a_bound_token_accept_exactly_one() {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..100 {
         let (verifier, token) = (verifier.clone(), token.clone());
-        tasks.spawn(async move {
-            let uri: http::Uri = "/echo".parse().unwrap();
-            let mut headers = http::HeaderMap::new();
-            headers.insert("host", "b.internal".parse().unwrap());
-            let target = svcauth_verify::RequestTarget {
-                method: &http::Method::POST,
-                uri: &uri,
-                headers: &headers,
-            };
-            verifier
-                .verify_request(&token, target, b"x", true)
-                .await
-                .is_ok()
-        });
+        tasks.spawn(async move { post_echo_x(&verifier, &token, true).await.is_ok() });
     }
     let accepted = tasks.join_all().await.into_iter().filter(|ok| *ok).count();
     assert_eq!(accepted, 1);
@@ -521,11 +452,7 @@ async fn concurrent_replays_of_a_bound_token_accept_exactly_one() {
 
 #[tokio::test]
 async fn caller_rules_see_the_actor_of_a_delegated_token_not_its_user() {
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let verifier = Verifier::builder(AUD)
-        .trust(ISS_A, fixed(&[&key]))
-        .build()
-        .unwrap();
+    let (key, verifier) = eddsa_verifier();
     const SVC: &str = "https://svc.internal";
     let app = Router::new()
         .route("/svc-only", get(|| async { "ok" }))
@@ -539,23 +466,15 @@ async fn caller_rules_see_the_actor_of_a_delegated_token_not_its_user() {
         sign(&header_for(&key), &claims, &key)
     };
     let direct = token(SVC, None);
-    assert_eq!(
-        status(&app, get_with("/svc-only", Some(&direct))).await.0,
-        200
-    );
+    assert_eq!(code(&app, "/svc-only", Some(&direct)).await, 200);
     // A user whose id equals the service's, delegated by another service,
     // is not that service calling.
     let impostor = token(SVC, Some("https://other.internal"));
     assert_eq!(
-        status(&app, get_with("/svc-only", Some(&impostor))).await.0,
+        code(&app, "/svc-only", Some(&impostor)).await,
         StatusCode::FORBIDDEN
     );
     // The service itself, acting for a user, is.
     let on_behalf = token("alice", Some(SVC));
-    assert_eq!(
-        status(&app, get_with("/svc-only", Some(&on_behalf)))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(code(&app, "/svc-only", Some(&on_behalf)).await, 200);
 }

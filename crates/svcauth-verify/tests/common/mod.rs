@@ -11,6 +11,28 @@ pub const ISS_B: &str = "https://other.internal";
 
 pub use svcauth_tests::JsonServer;
 
+/// Sends `request` through a clone of `app`.
+pub async fn send(
+    app: &axum::Router,
+    request: http::Request<axum::body::Body>,
+) -> http::Response<axum::body::Body> {
+    use tower::ServiceExt;
+    app.clone().oneshot(request).await.unwrap()
+}
+
+/// Why the layer refused `response` (it puts the error in the response's extensions).
+pub fn refusal(response: &http::Response<axum::body::Body>) -> svcauth_verify::ErrorKind {
+    response
+        .extensions()
+        .get::<svcauth_verify::VerifyError>()
+        .unwrap()
+        .kind()
+}
+
+pub fn new_key(algorithm: Algorithm) -> SigningKey {
+    SigningKey::generate(algorithm).unwrap()
+}
+
 pub fn jwks(keys: &[&SigningKey]) -> Value {
     json!({ "keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>() })
 }
@@ -46,8 +68,5 @@ pub fn rand_u64() -> u64 {
 }
 
 pub fn keys_per_algorithm() -> Vec<SigningKey> {
-    Algorithm::ALL
-        .into_iter()
-        .map(|a| SigningKey::generate(a).unwrap())
-        .collect()
+    Algorithm::ALL.into_iter().map(new_key).collect()
 }
