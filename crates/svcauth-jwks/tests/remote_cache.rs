@@ -156,6 +156,15 @@ fn found(lookup: KeyLookup) -> bool {
     matches!(lookup, KeyLookup::Found(_))
 }
 
+/// A discovering key source that fetches only when told (`refresh`).
+fn discover_once(issuer: &str) -> KeySource {
+    KeySource::discover(issuer)
+        .unwrap()
+        .background_refresh(false)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_unknown_kids_cause_one_fetch_and_a_second_wave_none() {
     let key = ed();
@@ -344,11 +353,7 @@ async fn discovery_requires_the_exact_issuer() {
     assert!(found(source.lookup(Some(key.kid()))));
 
     server.set(|s| s.issuer = format!("{issuer}/")); // one character off
-    let source = KeySource::discover(&issuer)
-        .unwrap()
-        .background_refresh(false)
-        .build()
-        .unwrap();
+    let source = discover_once(&issuer);
     let error = source.refresh().await.unwrap_err();
     assert!(
         matches!(error, FetchError::IssuerMismatch { .. }),
@@ -506,11 +511,7 @@ async fn discovery_keeps_jwks_uri_on_the_issuers_origin_unless_allowed() {
     // document (or whoever wrote it) must not send key fetches elsewhere.
     let elsewhere = format!("http://localhost:{}", server.addr.port());
     server.set(|s| s.jwks_uri = Some(format!("{elsewhere}/jwks.json")));
-    let source = KeySource::discover(&issuer)
-        .unwrap()
-        .background_refresh(false)
-        .build()
-        .unwrap();
+    let source = discover_once(&issuer);
     let error = source.refresh().await.unwrap_err();
     assert!(matches!(error, FetchError::JwksUriOrigin { .. }), "{error}");
     assert_eq!(server.hits(), 0, "nothing fetched from the other origin");
@@ -530,72 +531,61 @@ async fn discovery_keeps_jwks_uri_on_the_issuers_origin_unless_allowed() {
 /// variables are process-wide (and `set_var` is unsafe in Rust 2024), so the
 /// fetch runs in a child process of this test binary, started with them
 /// pointing at a "proxy" that serves its own key set.
-#[test]
-fn proxies_from_the_environment_are_never_used() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_from_the_environment_are_never_used() {
     if std::env::var_os("SVCAUTH_PROXY_CHILD").is_some() {
-        return proxy_child();
+        return proxy_child().await;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (real, forged) = (ed(), ed());
-        let server = Server::start(&[&real]).await;
-        let proxy = Server::start(&[&forged]).await;
-        let proxy_app = Router::new().fallback({
+    let (real, forged) = (ed(), ed());
+    let server = Server::start(&[&real]).await;
+    let proxy = Server::start(&[&forged]).await;
+    let proxy_app = Router::new().fallback({
+        let proxy = proxy.clone();
+        move || {
             let proxy = proxy.clone();
-            move || {
-                let proxy = proxy.clone();
-                async move {
-                    proxy.jwks_hits.fetch_add(1, Ordering::SeqCst);
-                    let body = serde_json::json!({ "keys": proxy.state.lock().unwrap().keys });
-                    (StatusCode::OK, body.to_string())
-                }
+            async move {
+                proxy.jwks_hits.fetch_add(1, Ordering::SeqCst);
+                let body = serde_json::json!({ "keys": proxy.state.lock().unwrap().keys });
+                (StatusCode::OK, body.to_string())
             }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy_url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, proxy_app).await.unwrap() });
-        let (url, real_kid, forged_kid) =
-            (server.url(), real.kid().to_owned(), forged.kid().to_owned());
-        let (passed, output) = tokio::task::spawn_blocking(move || {
-            let extra = [
-                ("SVCAUTH_PROXY_CHILD", "1"),
-                ("SVCAUTH_PROXY_JWKS", url.as_str()),
-                ("SVCAUTH_PROXY_REAL_KID", real_kid.as_str()),
-                ("SVCAUTH_PROXY_FORGED_KID", forged_kid.as_str()),
-            ];
-            svcauth_tests::run_test_under_proxy(
-                "proxies_from_the_environment_are_never_used",
-                &proxy_url,
-                &extra,
-            )
-        })
-        .await
-        .unwrap();
-        assert!(passed, "the fetch with proxies set failed:\n{output}");
-        assert_eq!(proxy.hits(), 0, "the proxy was never asked");
-        assert_eq!(server.hits(), 1, "the keys came straight from the issuer");
+        }
     });
+    let proxy_url = format!("http://{}", svcauth_tests::serve(proxy_app).await);
+    let (url, real_kid, forged_kid) =
+        (server.url(), real.kid().to_owned(), forged.kid().to_owned());
+    let (passed, output) = tokio::task::spawn_blocking(move || {
+        let extra = [
+            ("SVCAUTH_PROXY_CHILD", "1"),
+            ("SVCAUTH_PROXY_JWKS", url.as_str()),
+            ("SVCAUTH_PROXY_REAL_KID", real_kid.as_str()),
+            ("SVCAUTH_PROXY_FORGED_KID", forged_kid.as_str()),
+        ];
+        svcauth_tests::run_test_under_proxy(
+            "proxies_from_the_environment_are_never_used",
+            &proxy_url,
+            &extra,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(passed, "the fetch with proxies set failed:\n{output}");
+    assert_eq!(proxy.hits(), 0, "the proxy was never asked");
+    assert_eq!(server.hits(), 1, "the keys came straight from the issuer");
 }
 
-fn proxy_child() {
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let url = std::env::var("SVCAUTH_PROXY_JWKS").unwrap();
-        let source = KeySource::remote(&url)
-            .unwrap()
-            .background_refresh(false)
-            .build()
-            .unwrap();
-        source.refresh().await.unwrap();
-        let real = std::env::var("SVCAUTH_PROXY_REAL_KID").unwrap();
-        let forged = std::env::var("SVCAUTH_PROXY_FORGED_KID").unwrap();
-        assert!(found(source.lookup(Some(&real))), "the issuer's key");
-        assert!(
-            matches!(source.lookup(Some(&forged)), KeyLookup::UnknownKid),
-            "not the proxy's"
-        );
-    });
+async fn proxy_child() {
+    let url = std::env::var("SVCAUTH_PROXY_JWKS").unwrap();
+    let source = KeySource::remote(&url)
+        .unwrap()
+        .background_refresh(false)
+        .build()
+        .unwrap();
+    source.refresh().await.unwrap();
+    let real = std::env::var("SVCAUTH_PROXY_REAL_KID").unwrap();
+    let forged = std::env::var("SVCAUTH_PROXY_FORGED_KID").unwrap();
+    assert!(found(source.lookup(Some(&real))), "the issuer's key");
+    assert!(
+        matches!(source.lookup(Some(&forged)), KeyLookup::UnknownKid),
+        "not the proxy's"
+    );
 }

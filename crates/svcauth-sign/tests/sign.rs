@@ -21,6 +21,25 @@ use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 type Client = svcauth_sign::Sign<reqwest::Client>;
 
+/// The [`SignError`] inside a layer's error.
+fn sign_error(err: &svcauth_sign::BoxError) -> &SignError {
+    err.downcast_ref().expect("a SignError")
+}
+
+/// `signer`'s layer around a service that answers with the
+/// `Authorization` header it was sent.
+fn echo_authorization(
+    signer: Signer,
+) -> tower::util::BoxCloneService<Request<Full<Bytes>>, String, svcauth_sign::BoxError> {
+    tower::util::BoxCloneService::new(ServiceBuilder::new().layer(SignLayer::new(signer)).service(
+        service_fn(|req: Request<Full<Bytes>>| async move {
+            Ok::<_, std::convert::Infallible>(
+                req.headers()["authorization"].to_str().unwrap().to_owned(),
+            )
+        }),
+    ))
+}
+
 fn client(signer: &Signer) -> Client {
     ServiceBuilder::new()
         .layer(SignLayer::new(signer.clone()))
@@ -244,20 +263,13 @@ async fn tokens_differ_per_audience_and_stay_away_from_unmapped_origins() {
         req.extensions_mut().insert(TargetAudience(aud.into()));
         req
     };
-    let token = svc
-        .clone()
-        .oneshot(named("https://b.internal/x", "aud-override"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(claims_of(&token[7..])["aud"], "aud-override");
-    let token = svc
-        .clone()
-        .oneshot(named("https://c.internal:8443/x", "aud-c"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(claims_of(&token[7..])["aud"], "aud-c");
+    for (url, aud) in [
+        ("https://b.internal/x", "aud-override"),
+        ("https://c.internal:8443/x", "aud-c"),
+    ] {
+        let token = svc.clone().oneshot(named(url, aud)).await.unwrap().unwrap();
+        assert_eq!(claims_of(&token[7..])["aud"], aud);
+    }
     // Anywhere else, a named audience is refused and nothing is sent: a
     // token for b must not reach c, nor an origin nobody mapped.
     let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -305,10 +317,7 @@ async fn tokens_differ_per_audience_and_stay_away_from_unmapped_origins() {
         .await
         .unwrap_err();
     assert!(
-        matches!(
-            err.downcast_ref::<SignError>(),
-            Some(SignError::NoAudience(_))
-        ),
+        matches!(sign_error(&err), SignError::NoAudience(_)),
         "{err}"
     );
 }
@@ -441,10 +450,7 @@ async fn bound_requests_verify_as_sent_and_fail_when_changed_in_transit() {
         .await
         .unwrap_err();
     assert!(
-        matches!(
-            err.downcast_ref::<SignError>(),
-            Some(SignError::UnhashableBody)
-        ),
+        matches!(sign_error(&err), SignError::UnhashableBody),
         "{err}"
     );
     // Per request: BindRequest(false) sends an ordinary cached token instead.
@@ -475,15 +481,7 @@ impl http_body::Body for Streaming {
 
 #[tokio::test]
 async fn client_credentials_with_private_key_jwt_and_client_secret_basic() {
-    let client_key = SigningKey::generate(Algorithm::ES256).unwrap();
-    let sts = Sts::start(Some(&client_key), None, "svc-a").await;
-    let b = service_b(vec![(&sts.issuer, sts.keys())]).await;
-    let sts_client =
-        StsClient::new(&sts.url, "svc-a", ClientAuth::private_key_jwt(client_key)).unwrap();
-    let signer = Signer::builder(ClientCredentials::new(sts_client))
-        .audience(&b.url, &b.audience)
-        .build()
-        .unwrap();
+    let (sts, b, signer) = signer_via_sts(Algorithm::ES256, ClientCredentials::new).await;
     let signed = client(&signer);
     for _ in 0..20 {
         let (status, body) = call(&signed, &format!("{}/whoami", b.url)).await;
@@ -579,15 +577,7 @@ async fn token_endpoint_errors_are_typed_and_retried_only_when_transient() {
 
 #[tokio::test]
 async fn token_exchange_carries_the_user_with_the_service_as_actor() {
-    let client_key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let sts = Sts::start(Some(&client_key), None, "svc-a").await;
-    let b = service_b(vec![(&sts.issuer, sts.keys())]).await;
-    let sts_client =
-        StsClient::new(&sts.url, "svc-a", ClientAuth::private_key_jwt(client_key)).unwrap();
-    let signer = Signer::builder(TokenExchange::new(sts_client))
-        .audience(&b.url, &b.audience)
-        .build()
-        .unwrap();
+    let (sts, b, signer) = signer_via_sts(Algorithm::EdDSA, TokenExchange::new).await;
 
     // The user's inbound token (here minted by the STS for service A).
     let user_token = |user: &str| {
@@ -725,13 +715,7 @@ async fn a_resolver_that_routes_by_path_is_asked_for_every_path() {
         })
         .build()
         .unwrap();
-    let svc = ServiceBuilder::new()
-        .layer(SignLayer::new(signer))
-        .service(service_fn(|req: Request<Full<Bytes>>| async move {
-            Ok::<_, std::convert::Infallible>(
-                req.headers()["authorization"].to_str().unwrap().to_owned(),
-            )
-        }));
+    let svc = echo_authorization(signer);
     // Same thread, same origin, another path: another audience.
     for (path, aud) in [
         ("/orders/1", "aud-orders"),
@@ -755,13 +739,7 @@ async fn a_bound_token_binds_the_query_exactly() {
         .bound_audience("https://pay.internal", "aud-pay")
         .build()
         .unwrap();
-    let svc = ServiceBuilder::new()
-        .layer(SignLayer::new(signer))
-        .service(service_fn(|req: Request<Full<Bytes>>| async move {
-            Ok::<_, std::convert::Infallible>(
-                req.headers()["authorization"].to_str().unwrap().to_owned(),
-            )
-        }));
+    let svc = echo_authorization(signer);
     let request = Request::post("https://pay.internal/pay?amount=1&to=bob")
         .body(Full::new(Bytes::from_static(b"{}")))
         .unwrap();
@@ -777,54 +755,48 @@ async fn a_bound_token_binds_the_query_exactly() {
 /// `ALL_PROXY`. Environment variables are process-wide (and `set_var` is
 /// unsafe in Rust 2024), so the token request runs in a child process of
 /// this test binary, started with them pointing at a recording "proxy".
-#[test]
-fn the_sts_client_ignores_proxies_from_the_environment() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sts_client_ignores_proxies_from_the_environment() {
     if let Ok(url) = std::env::var("SVCAUTH_PROXY_STS") {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        return runtime.block_on(async {
-            let sts =
-                StsClient::new(&url, "svc-a", ClientAuth::client_secret_basic("secret")).unwrap();
-            svcauth_sign::TokenSource::token(
-                &ClientCredentials::new(sts),
-                svcauth_sign::TokenRequest {
-                    audience: "https://b.internal",
-                    binding: None,
-                    on_behalf_of: None,
-                },
-            )
-            .await
-            .unwrap();
-        });
+        return sts_child(&url).await;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let sts = Sts::start(None, Some(("svc-a", "secret")), "svc-a").await;
-        let proxied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = proxied.clone();
-        let proxy = serve(axum::Router::new().fallback(move || {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async { (http::StatusCode::BAD_GATEWAY, "proxy") }
-        }))
-        .await;
-        let url = sts.url.clone();
-        let (passed, output) = tokio::task::spawn_blocking(move || {
-            svcauth_tests::run_test_under_proxy(
-                "the_sts_client_ignores_proxies_from_the_environment",
-                &proxy,
-                &[("SVCAUTH_PROXY_STS", url.as_str())],
-            )
-        })
-        .await
-        .unwrap();
-        assert!(
-            passed,
-            "the token request with proxies set failed:\n{output}"
-        );
-        assert_eq!(proxied.load(std::sync::atomic::Ordering::SeqCst), 0);
-        assert_eq!(sts.hits(), 1, "straight to the STS");
-    });
+    let sts = Sts::start(None, Some(("svc-a", "secret")), "svc-a").await;
+    let proxied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = proxied.clone();
+    let proxy = serve(axum::Router::new().fallback(move || {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { (http::StatusCode::BAD_GATEWAY, "proxy") }
+    }))
+    .await;
+    let url = sts.url.clone();
+    let (passed, output) = tokio::task::spawn_blocking(move || {
+        svcauth_tests::run_test_under_proxy(
+            "the_sts_client_ignores_proxies_from_the_environment",
+            &proxy,
+            &[("SVCAUTH_PROXY_STS", url.as_str())],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        passed,
+        "the token request with proxies set failed:\n{output}"
+    );
+    assert_eq!(proxied.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(sts.hits(), 1, "straight to the STS");
+}
+
+/// The child's side: one token request to the STS at `url`.
+async fn sts_child(url: &str) {
+    let sts = StsClient::new(url, "svc-a", ClientAuth::client_secret_basic("secret")).unwrap();
+    svcauth_sign::TokenSource::token(
+        &ClientCredentials::new(sts),
+        svcauth_sign::TokenRequest {
+            audience: "https://b.internal",
+            binding: None,
+            on_behalf_of: None,
+        },
+    )
+    .await
+    .unwrap();
 }

@@ -14,7 +14,9 @@ use axum::routing::{any, get, post};
 use serde_json::json;
 use svcauth_core::{Algorithm, b64};
 use svcauth_jwks::{JwksService, KeyRing, KeySet, KeySource, SigningKey};
-use svcauth_sign::{OnBehalfOf, SelfSigned, Signer, TokenRequest};
+use svcauth_sign::{
+    ClientAuth, OnBehalfOf, SelfSigned, Signer, StsClient, TokenRequest, TokenSource,
+};
 use svcauth_verify::{Caller, Verifier, VerifyLayer};
 
 pub const ISS_A: &str = "https://a.internal";
@@ -289,6 +291,25 @@ fn restamp_act(sts: &Sts, token: &str, actor: Option<&str>) -> String {
 fn base64_std(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// An STS that knows `svc-a` by a fresh `alg` key (private_key_jwt), a
+/// service-b that trusts the STS's tokens, and a signer for service-b whose
+/// token source (`source`) asks the STS as `svc-a`.
+pub async fn signer_via_sts<S: TokenSource>(
+    alg: Algorithm,
+    source: impl FnOnce(StsClient) -> S,
+) -> (Sts, ServiceB, Signer) {
+    let client_key = SigningKey::generate(alg).unwrap();
+    let sts = Sts::start(Some(&client_key), None, "svc-a").await;
+    let b = service_b(vec![(&sts.issuer, sts.keys())]).await;
+    let client =
+        StsClient::new(&sts.url, "svc-a", ClientAuth::private_key_jwt(client_key)).unwrap();
+    let signer = Signer::builder(source(client))
+        .audience(&b.url, &b.audience)
+        .build()
+        .unwrap();
+    (sts, b, signer)
 }
 
 pub fn signer_to(b: &ServiceB, ring: &KeyRing) -> Signer {
