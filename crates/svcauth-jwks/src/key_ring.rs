@@ -208,35 +208,42 @@ impl KeyRing {
     /// Step 2: the next key signs from now on; the old signing key stays
     /// published for `retire_for`.
     pub fn promote_next(&self, retire_for: Duration) -> Result<(), RingError> {
-        let until = self.inner.clock.now_secs() + retire_for.as_secs();
-        self.update(|s| {
+        self.replace_signing_key(retire_for, "signing key promoted", |s| {
             let next = s.next.clone().ok_or(RingError::NoNextKey)?;
-            let retiring = s.retiring_with_current(until);
-            tracing::info!(
-                kid = next.kid(),
-                retired = s.current.kid(),
-                until,
-                "key ring: signing key promoted"
-            );
-            Ok(RingState::new(next, None, retiring))
+            Ok((next, None))
         })
     }
 
     /// Steps 1 and 2 at once (see the type docs for when that is safe).
     pub fn rotate(&self, key: SigningKey, retire_for: Duration) -> Result<(), RingError> {
-        let until = self.inner.clock.now_secs() + retire_for.as_secs();
-        self.update(|s| {
+        self.replace_signing_key(retire_for, "rotated", |s| {
             if s.published_kids().iter().any(|k| k == key.kid()) {
                 return Err(RingError::DuplicateKid(key.kid().to_owned()));
             }
+            Ok((Arc::new(key), s.next.clone()))
+        })
+    }
+
+    /// The one way the signing key changes: `choose` names the new signing
+    /// key and the next one; the current key stays published for
+    /// `retire_for`.
+    fn replace_signing_key(
+        &self,
+        retire_for: Duration,
+        event: &str,
+        choose: impl FnOnce(&RingState) -> Result<(Arc<SigningKey>, Option<Arc<SigningKey>>), RingError>,
+    ) -> Result<(), RingError> {
+        let until = self.inner.clock.now_secs() + retire_for.as_secs();
+        self.update(|s| {
+            let (current, next) = choose(s)?;
             let retiring = s.retiring_with_current(until);
             tracing::info!(
-                kid = key.kid(),
+                kid = current.kid(),
                 retired = s.current.kid(),
                 until,
-                "key ring: rotated"
+                "key ring: {event}"
             );
-            Ok(RingState::new(Arc::new(key), s.next.clone(), retiring))
+            Ok(RingState::new(current, next, retiring))
         })
     }
 
