@@ -1,8 +1,9 @@
 // Probes for the peers that tests run against, shared by the build scripts
 // of `tests/` and `crates/svcauth-redis/` (through `include!`). A missing
 // peer sets `svcauth_peer_missing_<name>`, and the tests that need it are
-// marked `#[ignore = "..."]` with the reason, so a plain `cargo test` says
-// in its own output which peer tests did not run. Under `cargo xtask test`
+// marked `#[ignore = "needs ..."]` naming the peer, so a plain `cargo test`
+// says in its own output which peer tests did not run (`cargo xtask test`
+// installs every peer). Under `cargo xtask test`
 // (`SVCAUTH_REQUIRE_PEERS`), nothing is ignored: a missing peer fails.
 
 use std::path::{Path, PathBuf};

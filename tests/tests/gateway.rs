@@ -58,6 +58,22 @@ impl Setup {
         Gateway::token_exchange(sts, B)
     }
 
+    /// [`exchange`](Self::exchange) on a clock that moves only when told.
+    fn exchange_on_a_manual_clock(&self) -> (Arc<ManualClock>, GatewayBuilder) {
+        let clock = Arc::new(ManualClock::starting_now());
+        (clock.clone(), self.exchange().clock(clock))
+    }
+
+    /// A token-exchange gateway with defaults, service-b behind it, and an
+    /// outside client's opaque token.
+    async fn exchange_in_front_of_service_b(&self) -> (Gateway, Router, String) {
+        let gateway = self.exchange().build().unwrap();
+        let edge = self
+            .service_b()
+            .layer(PhantomTokenLayer::new(gateway.clone()));
+        (gateway, edge, self.opaque_token().await)
+    }
+
     async fn opaque_token(&self) -> String {
         self.op.client_credentials("edge-app", SECRET, None).await["access_token"]
             .as_str()
@@ -109,6 +125,11 @@ async fn send(app: &Router, request: Request<Body>) -> (StatusCode, http::Header
     )
 }
 
+/// The `WWW-Authenticate` challenge of an answer.
+fn challenge(headers: &http::HeaderMap) -> &str {
+    headers["www-authenticate"].to_str().unwrap()
+}
+
 /// An inner service that counts what reaches it.
 fn counting() -> (Router, Arc<AtomicU64>) {
     let reached = Arc::new(AtomicU64::new(0));
@@ -120,16 +141,11 @@ fn counting() -> (Router, Arc<AtomicU64>) {
     (app, reached)
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opaque_token_goes_in_and_service_b_accepts_the_exchanged_jwt() {
     let Some(s) = setup() else { return };
-    let gateway = s.exchange().build().unwrap();
-    let edge = s.service_b().layer(PhantomTokenLayer::new(gateway.clone()));
-    let opaque = s.opaque_token().await;
+    let (_, edge, opaque) = s.exchange_in_front_of_service_b().await;
     assert_eq!(opaque.split('.').count(), 1, "clients hold opaque tokens");
 
     let mut forged = request(&opaque);
@@ -158,12 +174,16 @@ async fn an_opaque_token_goes_in_and_service_b_accepts_the_exchanged_jwt() {
     assert_eq!(claims["act"]["sub"], "gateway-secret");
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_headers_from_the_client_never_reach_the_inside() {
+    const IDENTITY: [&str; 5] = [
+        "x-forwarded-user",
+        "x-user-id",
+        "x-auth-request-email",
+        "x-tenant",
+        "x-jwt-assertion",
+    ];
     let Some(s) = setup() else { return };
     let gateway = s.exchange().strip_header("x-tenant").build().unwrap();
     let seen = Router::new()
@@ -177,13 +197,7 @@ async fn identity_headers_from_the_client_never_reach_the_inside() {
         })
         .layer(PhantomTokenLayer::new(gateway));
     let mut req = request(&s.opaque_token().await);
-    for name in [
-        "x-forwarded-user",
-        "x-user-id",
-        "x-auth-request-email",
-        "x-tenant",
-        "x-jwt-assertion",
-    ] {
+    for name in IDENTITY {
         req.headers_mut().insert(name, "admin".parse().unwrap());
     }
     req.headers_mut()
@@ -198,27 +212,16 @@ async fn identity_headers_from_the_client_never_reach_the_inside() {
         .collect();
     assert!(names.contains(&"authorization"));
     assert!(names.contains(&"x-request-id"), "other headers pass");
-    for name in [
-        "x-forwarded-user",
-        "x-user-id",
-        "x-auth-request-email",
-        "x-tenant",
-        "x-jwt-assertion",
-    ] {
+    for name in IDENTITY {
         assert!(!names.contains(&name), "{name} was forwarded");
     }
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_with_one_reference_token_cause_one_exchange() {
     let Some(s) = setup() else { return };
-    let gateway = s.exchange().build().unwrap();
-    let edge = s.service_b().layer(PhantomTokenLayer::new(gateway.clone()));
-    let opaque = s.opaque_token().await;
+    let (gateway, edge, opaque) = s.exchange_in_front_of_service_b().await;
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let (edge, opaque) = (edge.clone(), opaque.clone());
@@ -235,22 +238,14 @@ async fn a_thousand_requests_with_one_reference_token_cause_one_exchange() {
     assert!(m.exchange_latency_mean().is_some());
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_random_tokens_cost_the_provider_at_most_the_miss_burst() {
     let Some(s) = setup() else { return };
     // Time stands still, so the bound is exactly the burst: misses allowed
     // are burst + rate x elapsed seconds, and no second elapses here.
-    let clock = Arc::new(ManualClock::starting_now());
-    let gateway = s
-        .exchange()
-        .miss_rate_limit(5, 20)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (clock, gateway) = s.exchange_on_a_manual_clock();
+    let gateway = gateway.miss_rate_limit(5, 20).build().unwrap();
     let (inner, reached) = counting();
     let edge = inner.layer(PhantomTokenLayer::new(gateway.clone()));
     let randoms: Vec<String> = (0..1000)
@@ -294,20 +289,12 @@ async fn a_thousand_random_tokens_cost_the_provider_at_most_the_miss_burst() {
     assert_eq!(s.op.counts().await["token_exchange"], exchanges + 5);
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_at_the_provider_stops_working_when_its_entry_ends() {
     let Some(s) = setup() else { return };
-    let clock = Arc::new(ManualClock::starting_now());
-    let gateway = s
-        .exchange()
-        .max_ttl(Duration::from_secs(60))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (clock, gateway) = s.exchange_on_a_manual_clock();
+    let gateway = gateway.max_ttl(Duration::from_secs(60)).build().unwrap();
     let edge = s.service_b().layer(PhantomTokenLayer::new(gateway));
     let opaque = s.opaque_token().await;
     assert_eq!(send(&edge, request(&opaque)).await.0, 200);
@@ -320,19 +307,11 @@ async fn a_token_revoked_at_the_provider_stops_working_when_its_entry_ends() {
     clock.advance(Duration::from_secs(2));
     let (status, headers, _) = send(&edge, request(&opaque)).await;
     assert_eq!(status, 401);
-    assert!(
-        headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token")
-    );
+    assert!(challenge(&headers).contains("invalid_token"));
     assert_eq!(s.op.counts().await["token_exchange"], 2);
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_down_answers_503_with_retry_after_and_forwards_nothing() {
     let Some(mut s) = setup() else { return };
@@ -356,10 +335,7 @@ async fn provider_down_answers_503_with_retry_after_and_forwards_nothing() {
     assert_eq!(send(&edge, request(&cached)).await.0, 200);
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jwt_at_the_edge_is_refused_by_default_and_passed_through_on_request() {
     let Some(s) = setup() else { return };
@@ -373,12 +349,7 @@ async fn a_jwt_at_the_edge_is_refused_by_default_and_passed_through_on_request()
         .layer(PhantomTokenLayer::new(s.exchange().build().unwrap()));
     let (status, headers, body) = send(&edge, request(&jwt)).await;
     assert_eq!(status, 401);
-    assert!(
-        headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token")
-    );
+    assert!(challenge(&headers).contains("invalid_token"));
     assert!(
         body["error_description"]
             .as_str()
@@ -399,10 +370,7 @@ async fn a_jwt_at_the_edge_is_refused_by_default_and_passed_through_on_request()
     assert_eq!(s.op.counts().await["token_exchange"], 0);
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_mode_validates_and_puts_the_claims_in_the_extensions() {
     let Some(s) = setup() else { return };

@@ -76,7 +76,7 @@ async fn serve(ring: &KeyRing) -> String {
 
 #[cfg_attr(
     any(svcauth_peer_missing_python, svcauth_peer_missing_node_jose),
-    ignore = "needs a Python with PyJWT and node with tests/peers/node_modules/jose; cargo xtask test installs them"
+    ignore = "needs PyJWT + node jose"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn svcauth_tokens_verify_with_pyjwt_and_jose_through_the_published_jwks() {
@@ -130,7 +130,7 @@ async fn svcauth_tokens_verify_with_pyjwt_and_jose_through_the_published_jwks() 
 
 #[cfg_attr(
     any(svcauth_peer_missing_python, svcauth_peer_missing_node_jose),
-    ignore = "needs a Python with PyJWT and node with tests/peers/node_modules/jose; cargo xtask test installs them"
+    ignore = "needs PyJWT + node jose"
 )]
 #[tokio::test]
 async fn pyjwt_and_jose_tokens_verify_with_the_svcauth_layer() {
@@ -181,10 +181,7 @@ async fn http_body_util_collect(body: Body) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_python,
-    ignore = "needs a Python with PyJWT; cargo xtask test installs it"
-)]
+#[cfg_attr(svcauth_peer_missing_python, ignore = "needs PyJWT")]
 #[test]
 fn protocol_binding_example_is_reproduced_byte_for_byte_by_python() {
     let Some(python) = python() else { return };

@@ -90,10 +90,7 @@ fn discovery_verifier(op: &OidcProvider, source: KeySource) -> Verifier {
         .unwrap()
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_alone_accepts_provider_tokens_for_each_algorithm_and_no_other_audience() {
     let Some(keys) = OidcProvider::keygen() else {
@@ -168,10 +165,7 @@ fn keep_calling(
     })
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_key_rotation_is_followed_with_no_failed_request_beyond_the_rules() {
     let (Some(old), Some(new)) = (OidcProvider::keygen(), OidcProvider::keygen()) else {
@@ -271,10 +265,7 @@ async fn signed_whoami(signer: &Signer, b: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_sources_obtain_cache_and_refresh_real_tokens_end_to_end() {
     let Some(keys) = OidcProvider::keygen() else {
@@ -364,10 +355,7 @@ async fn client_credentials_sources_obtain_cache_and_refresh_real_tokens_end_to_
     }
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_exchange_source_calls_on_behalf_of_the_subject_end_to_end() {
     let Some(keys) = OidcProvider::keygen() else {
@@ -459,10 +447,7 @@ async fn token_exchange_source_calls_on_behalf_of_the_subject_end_to_end() {
     );
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_node_oidc,
-    ignore = "needs node and tests/peers/node_modules/oidc-provider; cargo xtask test installs them"
-)]
+#[cfg_attr(svcauth_peer_missing_node_oidc, ignore = "needs node + oidc-provider")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_refused_by_the_provider_is_an_error_not_a_request() {
     let Some(keys) = OidcProvider::keygen() else {

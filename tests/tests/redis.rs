@@ -98,10 +98,7 @@ async fn stores(
 
 const RELAXED: Duration = Duration::from_secs(2);
 
-#[cfg_attr(
-    svcauth_peer_missing_redis,
-    ignore = "needs redis-server; cargo xtask test installs it"
-)]
+#[cfg_attr(svcauth_peer_missing_redis, ignore = "needs redis-server")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_accept_a_bound_token_once_in_total() {
     let Some(redis) = RedisServer::start() else {
@@ -138,10 +135,7 @@ async fn two_replicas_accept_a_bound_token_once_in_total() {
     );
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_redis,
-    ignore = "needs redis-server; cargo xtask test installs it"
-)]
+#[cfg_attr(svcauth_peer_missing_redis, ignore = "needs redis-server")]
 #[tokio::test]
 async fn a_revoked_jti_or_key_is_refused_by_every_replica() {
     let Some(redis) = RedisServer::start() else {
@@ -201,10 +195,7 @@ async fn send(app: &Router, token: &str) -> (StatusCode, Option<ErrorKind>) {
     )
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_redis,
-    ignore = "needs redis-server; cargo xtask test installs it"
-)]
+#[cfg_attr(svcauth_peer_missing_redis, ignore = "needs redis-server")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_fails_closed_and_loses_nothing() {
     let Some(mut redis) = RedisServer::start() else {
@@ -266,10 +257,7 @@ async fn an_outage_fails_closed_and_loses_nothing() {
     );
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_redis,
-    ignore = "needs redis-server; cargo xtask test installs it"
-)]
+#[cfg_attr(svcauth_peer_missing_redis, ignore = "needs redis-server")]
 #[tokio::test]
 async fn a_hung_redis_is_bounded_by_the_timeout() {
     let Some(redis) = RedisServer::start() else {
@@ -402,10 +390,7 @@ async fn a_bound_request_finished_after_exp_is_refused_with_the_memory_store() {
     .await;
 }
 
-#[cfg_attr(
-    svcauth_peer_missing_redis,
-    ignore = "needs redis-server; cargo xtask test installs it"
-)]
+#[cfg_attr(svcauth_peer_missing_redis, ignore = "needs redis-server")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bound_request_finished_after_exp_is_refused_with_the_redis_store() {
     let Some(redis) = RedisServer::start() else {

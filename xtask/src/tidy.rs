@@ -26,28 +26,12 @@ const LONG_FILES: &[(&str, &str)] = &[
         "one test per flag of the example binaries, by design in one place",
     ),
     (
-        "tests/tests/oidc_provider.rs",
-        "the OpenID Provider scenarios share one setup",
-    ),
-    (
-        "crates/svcauth-verify/tests/attacks.rs",
-        "the attack corpus is one table of cases",
-    ),
-    (
-        "crates/svcauth-verify/tests/layer.rs",
-        "the layer's behaviours share fixtures",
-    ),
-    (
         "crates/svcauth-sign/tests/sign.rs",
         "the sign side's behaviours share fixtures",
     ),
     (
         "crates/svcauth-jwks/tests/remote_cache.rs",
         "one loopback JWKS server drives every case",
-    ),
-    (
-        "xtask/src/demo.rs",
-        "the demo is one script, step after step",
     ),
     (
         "crates/svcauth-jwks/src/key_set.rs",
