@@ -4,7 +4,7 @@ use svcauth_core::BindingError;
 use svcauth_jwks::KeyError;
 
 /// A token could not be attached. Service errors of the signing layer are
-/// `BoxError`s; downcast to this type to match on the cause.
+/// `tower::BoxError`s; downcast to this type to match on the cause.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignError {

@@ -7,8 +7,9 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 /// Errors of the signing layer: the inner client's, or a
-/// [`crate::SignError`] (downcast to match).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// [`crate::SignError`] (downcast to match). The same type as
+/// `tower::BoxError`, which is what callers name.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub(crate) type SlowFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 

@@ -76,7 +76,7 @@ mod sts;
 
 pub use base_url::{BaseUrl, InvalidBaseUrl, UnsafePath};
 pub use error::{ConfigError, SignError};
-pub use future::{BoxError, ResponseFuture};
+pub use future::ResponseFuture;
 pub use layer::SignLayer;
 pub use metrics::SignerMetrics;
 #[cfg(feature = "reqwest-middleware")]
@@ -85,7 +85,7 @@ pub use route::{BindRequest, Destination, TargetAudience};
 pub use service::Sign;
 pub use signer::{DEFAULT_MAX_AUDIENCES, Signer, SignerBuilder};
 pub use source::{
-    BoxFuture, ClientCredentials, MAX_LIFETIME, OnBehalfOf, SelfSigned, Token, TokenExchange,
+    ClientCredentials, MAX_LIFETIME, OnBehalfOf, SelfSigned, Token, TokenExchange, TokenFuture,
     TokenRequest, TokenSource,
 };
 pub use sts::{AudienceParameter, ClientAuth, MAX_RESPONSE_BYTES, StsAnswer, StsClient};

@@ -22,7 +22,7 @@ use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 type Client = svcauth_sign::Sign<reqwest::Client>;
 
 /// The [`SignError`] inside a layer's error.
-fn sign_error(err: &svcauth_sign::BoxError) -> &SignError {
+fn sign_error(err: &tower::BoxError) -> &SignError {
     err.downcast_ref().expect("a SignError")
 }
 
@@ -30,7 +30,7 @@ fn sign_error(err: &svcauth_sign::BoxError) -> &SignError {
 /// `Authorization` header it was sent.
 fn echo_authorization(
     signer: Signer,
-) -> tower::util::BoxCloneService<Request<Full<Bytes>>, String, svcauth_sign::BoxError> {
+) -> tower::util::BoxCloneService<Request<Full<Bytes>>, String, tower::BoxError> {
     tower::util::BoxCloneService::new(ServiceBuilder::new().layer(SignLayer::new(signer)).service(
         service_fn(|req: Request<Full<Bytes>>| async move {
             Ok::<_, std::convert::Infallible>(
@@ -97,7 +97,7 @@ impl svcauth_sign::TokenSource for Gated {
     fn token<'a>(
         &'a self,
         request: svcauth_sign::TokenRequest<'a>,
-    ) -> svcauth_sign::BoxFuture<'a, Result<svcauth_sign::Token, SignError>> {
+    ) -> svcauth_sign::TokenFuture<'a> {
         Box::pin(async move {
             self.open.clone().wait_for(|open| *open).await.unwrap();
             self.inner.mint(request)

@@ -2,7 +2,7 @@
 //! grant (RFC 6749 §4.4), one per audience.
 
 use crate::error::SignError;
-use crate::source::{BoxFuture, Token, TokenRequest, TokenSource};
+use crate::source::{TokenFuture, TokenRequest, TokenSource};
 use crate::sts::StsClient;
 
 const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -21,7 +21,7 @@ impl ClientCredentials {
 }
 
 impl TokenSource for ClientCredentials {
-    fn token<'a>(&'a self, request: TokenRequest<'a>) -> BoxFuture<'a, Result<Token, SignError>> {
+    fn token<'a>(&'a self, request: TokenRequest<'a>) -> TokenFuture<'a> {
         Box::pin(async move {
             if request.binding.is_some() {
                 return Err(SignError::Unsupported(

@@ -19,8 +19,9 @@ pub use client_credentials::ClientCredentials;
 pub use self_signed::{MAX_LIFETIME, SelfSigned};
 pub use token_exchange::TokenExchange;
 
-/// A boxed future, as token sources return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// What [`TokenSource::token`] returns: a boxed future of the token, so
+/// that the trait stays dyn-compatible and the signer can hold any source.
+pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token, SignError>> + Send + 'a>>;
 
 /// A bearer token with its lifetime, ready to attach.
 ///
@@ -119,5 +120,5 @@ pub struct TokenRequest<'a> {
 /// returns per audience, so a source is asked again only near expiry.
 pub trait TokenSource: Send + Sync + 'static {
     /// A fresh token for `request`.
-    fn token<'a>(&'a self, request: TokenRequest<'a>) -> BoxFuture<'a, Result<Token, SignError>>;
+    fn token<'a>(&'a self, request: TokenRequest<'a>) -> TokenFuture<'a>;
 }

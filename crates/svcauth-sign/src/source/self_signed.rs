@@ -8,7 +8,7 @@ use svcauth_core::{Actor, SharedClock, b64, system_clock};
 use svcauth_jwks::{KeyRing, SigningKey};
 
 use crate::error::{ConfigError, SignError};
-use crate::source::{BoxFuture, OnBehalfOf, Token, TokenRequest, TokenSource};
+use crate::source::{OnBehalfOf, Token, TokenFuture, TokenRequest, TokenSource};
 
 /// Default token lifetime: 5 minutes.
 pub(crate) const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
@@ -119,7 +119,7 @@ impl SelfSigned {
 }
 
 impl TokenSource for SelfSigned {
-    fn token<'a>(&'a self, request: TokenRequest<'a>) -> BoxFuture<'a, Result<Token, SignError>> {
+    fn token<'a>(&'a self, request: TokenRequest<'a>) -> TokenFuture<'a> {
         Box::pin(std::future::ready(self.mint(request)))
     }
 }

@@ -2,7 +2,7 @@
 //! (RFC 8693), on behalf of the subject of an inbound token.
 
 use crate::error::SignError;
-use crate::source::{BoxFuture, OnBehalfOf, Token, TokenRequest, TokenSource};
+use crate::source::{OnBehalfOf, TokenFuture, TokenRequest, TokenSource};
 use crate::sts::StsClient;
 
 const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -34,7 +34,7 @@ impl TokenExchange {
 }
 
 impl TokenSource for TokenExchange {
-    fn token<'a>(&'a self, request: TokenRequest<'a>) -> BoxFuture<'a, Result<Token, SignError>> {
+    fn token<'a>(&'a self, request: TokenRequest<'a>) -> TokenFuture<'a> {
         Box::pin(async move {
             let Some(OnBehalfOf::SubjectToken(subject)) = request.on_behalf_of else {
                 return Err(SignError::Unsupported(
