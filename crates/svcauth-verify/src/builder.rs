@@ -236,6 +236,8 @@ impl VerifierBuilder {
                 self.clock.clone(),
             )) as Arc<dyn ReplayStore>),
         };
+        let names: Vec<&str> = self.issuers.iter().map(|i| i.iss.as_str()).collect();
+        let metrics = Metrics::new(&names);
         Ok(Verifier::from_inner(Inner {
             policy: self.policy,
             issuers: self.issuers,
@@ -243,7 +245,7 @@ impl VerifierBuilder {
             cache: VerifiedCache::new(self.cache_capacity),
             replay,
             revocation: self.revocation,
-            metrics: Metrics::new(),
+            metrics,
             rejection_log: Default::default(),
             clock: self.clock,
         }))

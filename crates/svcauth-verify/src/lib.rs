@@ -79,6 +79,7 @@ mod builder;
 mod cache;
 mod claims;
 mod error;
+mod facade;
 mod future;
 mod layer;
 mod metrics;

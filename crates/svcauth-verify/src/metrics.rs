@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::ErrorKind;
+use crate::facade::Facade;
 
 const STRIPES: usize = 8;
 const SLOTS: usize = 2 + ErrorKind::ALL.len();
@@ -20,6 +21,8 @@ struct Stripe([AtomicU64; SLOTS]);
 
 pub(crate) struct Metrics {
     stripes: [Stripe; STRIPES],
+    /// The same outcomes for the application's `metrics` recorder.
+    pub(crate) facade: Facade,
 }
 
 fn stripe() -> usize {
@@ -34,9 +37,11 @@ fn stripe() -> usize {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    /// Counters for a verifier trusting `issuers` (in the verifier's order).
+    pub(crate) fn new(issuers: &[&str]) -> Self {
         Metrics {
             stripes: std::array::from_fn(|_| Stripe(std::array::from_fn(|_| AtomicU64::new(0)))),
+            facade: Facade::new(issuers),
         }
     }
 
@@ -44,17 +49,20 @@ impl Metrics {
         self.stripes[stripe()].0[slot].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn accepted(&self, cache_hit: bool) {
+    /// A token accepted, from the cache or not, of the `issuer`-th issuer.
+    pub(crate) fn accepted(&self, cache_hit: bool, issuer: usize) {
         self.add(if cache_hit {
             CACHE_HITS
         } else {
             ACCEPTED_FRESH
         });
+        self.facade.accepted(cache_hit, issuer);
     }
 
     pub(crate) fn rejected(&self, kind: ErrorKind) {
         if let Some(i) = ErrorKind::ALL.iter().position(|k| *k == kind) {
             self.add(2 + i);
+            self.facade.rejected(i);
         }
     }
 

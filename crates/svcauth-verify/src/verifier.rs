@@ -14,6 +14,7 @@ use crate::builder::VerifierBuilder;
 use crate::cache::{Entry, VerifiedCache};
 use crate::claims::VerifiedClaims;
 use crate::error::{ErrorKind, VerifyError};
+use crate::facade::StoreOutcome;
 use crate::metrics::{Metrics, VerifierMetrics};
 use crate::policy::{HmacAlgorithm, Policy, RequestTarget, RouteRules};
 use crate::store::{ReplayStore, RevocationQuery, RevocationStore};
@@ -39,6 +40,20 @@ impl Issuer {
             IssuerKeys::Source(source) => source.generation(),
             IssuerKeys::Hmac { .. } => 0,
         }
+    }
+}
+
+/// How an accepted token was found: from the cache or not, and whose.
+#[derive(Clone, Copy)]
+pub(crate) struct Found {
+    pub(crate) cache_hit: bool,
+    /// The index of its issuer in [`Inner::issuers`].
+    pub(crate) issuer: usize,
+}
+
+impl Found {
+    fn new(cache_hit: bool, issuer: usize) -> Self {
+        Found { cache_hit, issuer }
     }
 }
 
@@ -102,9 +117,9 @@ impl Verifier {
         let result =
             self.authenticate(token)
                 .await
-                .and_then(|(claims, hit)| match claims.is_bound() {
+                .and_then(|(claims, found)| match claims.is_bound() {
                     true => Err(VerifyError::new(ErrorKind::BindingMismatch)),
-                    false => Ok((claims, hit)),
+                    false => Ok((claims, found)),
                 });
         self.record(result)
     }
@@ -147,7 +162,7 @@ impl Verifier {
         F: std::future::Future<Output = Result<Bytes, VerifyError>>,
     {
         let result = async {
-            let (claims, hit) = self.authenticate(token).await?;
+            let (claims, found) = self.authenticate(token).await?;
             rules.authorize(&claims)?;
             let body = if claims.is_bound() {
                 let body = read_body().await?;
@@ -158,7 +173,7 @@ impl Verifier {
             } else {
                 None
             };
-            Ok(((claims, hit), body))
+            Ok(((claims, found), body))
         }
         .await;
         match result {
@@ -182,11 +197,11 @@ impl Verifier {
 
     pub(crate) fn record(
         &self,
-        result: Result<(Arc<VerifiedClaims>, bool), VerifyError>,
+        result: Result<(Arc<VerifiedClaims>, Found), VerifyError>,
     ) -> Result<Arc<VerifiedClaims>, VerifyError> {
         match result {
-            Ok((claims, hit)) => {
-                self.inner.metrics.accepted(hit);
+            Ok((claims, found)) => {
+                self.inner.metrics.accepted(found.cache_hit, found.issuer);
                 Ok(claims)
             }
             Err(error) => {
@@ -230,8 +245,13 @@ impl Verifier {
         if self.inner.revocation.is_some() {
             return None;
         }
-        let claims = self.cache_hit(token)?;
-        self.inner.metrics.accepted(true);
+        let facade = &self.inner.metrics.facade;
+        let sample = facade.sample_hit();
+        let (claims, issuer) = self.cache_hit(token)?;
+        self.inner.metrics.accepted(true, issuer);
+        if let Some(start) = sample {
+            facade.duration(true, start.elapsed());
+        }
         tracing::trace!(
             iss = claims.iss(),
             sub = claims.sub(),
@@ -240,13 +260,17 @@ impl Verifier {
         Some(claims)
     }
 
-    fn cache_hit(&self, token: &[u8]) -> Option<Arc<VerifiedClaims>> {
+    /// A cached verification still good now, and the index of its issuer.
+    fn cache_hit(&self, token: &[u8]) -> Option<(Arc<VerifiedClaims>, usize)> {
         let now = self.inner.clock.now_secs();
-        self.inner.cache.hit(token, |entry| {
+        let issuer = std::cell::Cell::new(0);
+        let claims = self.inner.cache.hit(token, |entry| {
+            issuer.set(entry.issuer);
             now >= entry.valid_from
                 && now <= entry.valid_until
                 && self.inner.issuers[entry.issuer].generation() == entry.generation
-        })
+        })?;
+        Some((claims, issuer.get()))
     }
 
     /// Signature, claims and revocation; the cache in front. Returns whether
@@ -254,10 +278,11 @@ impl Verifier {
     pub(crate) async fn authenticate(
         &self,
         token: &str,
-    ) -> Result<(Arc<VerifiedClaims>, bool), VerifyError> {
-        if let Some(claims) = self.cache_hit(token.as_bytes()) {
+    ) -> Result<(Arc<VerifiedClaims>, Found), VerifyError> {
+        let start = std::time::Instant::now();
+        if let Some((claims, issuer)) = self.cache_hit(token.as_bytes()) {
             self.check_revocation(&claims).await?;
-            return Ok((claims, true));
+            return Ok((claims, Found::new(true, issuer)));
         }
         let span = tracing::debug_span!(
             "svcauth.verify",
@@ -268,7 +293,7 @@ impl Verifier {
         );
         let result = self.verify_uncached(token).instrument(span.clone()).await;
         match &result {
-            Ok(claims) => {
+            Ok((claims, _)) => {
                 span.record("outcome", "accepted");
                 span.record("iss", claims.iss());
                 span.record("sub", claims.sub());
@@ -278,10 +303,15 @@ impl Verifier {
                 span.record("reason", error.kind().as_str());
             }
         }
-        result.map(|claims| (claims, false))
+        self.inner.metrics.facade.duration(false, start.elapsed());
+        result.map(|(claims, issuer)| (claims, Found::new(false, issuer)))
     }
 
-    async fn verify_uncached(&self, token: &str) -> Result<Arc<VerifiedClaims>, VerifyError> {
+    /// The claims and the index of their issuer, or why not.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+    ) -> Result<(Arc<VerifiedClaims>, usize), VerifyError> {
         let inner = &*self.inner;
         let policy = &inner.policy;
         let parsed = token::parse(token, policy.max_token_bytes)?;
@@ -353,7 +383,7 @@ impl Verifier {
                 now,
             );
         }
-        Ok(claims)
+        Ok((claims, index))
     }
 
     async fn check_revocation(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
@@ -366,7 +396,14 @@ impl Verifier {
             kid: claims.kid(),
             exp: claims.expires_at(),
         };
-        match store.is_revoked(query).await {
+        let start = std::time::Instant::now();
+        let answer = store.is_revoked(query).await;
+        let outcome = StoreOutcome::of(answer.as_ref().map(|revoked| !revoked));
+        self.inner
+            .metrics
+            .facade
+            .revocation(outcome, start.elapsed());
+        match answer {
             Ok(false) => Ok(()),
             Ok(true) => Err(ErrorKind::Revoked.into()),
             Err(error) => {
@@ -420,7 +457,11 @@ impl Verifier {
             .expires_at()
             .saturating_add(self.inner.policy.leeway)
             .saturating_add(1);
-        match store.first_use(&id, until).await {
+        let start = std::time::Instant::now();
+        let answer = store.first_use(&id, until).await;
+        let outcome = StoreOutcome::of(answer.as_ref().map(|first| *first));
+        self.inner.metrics.facade.replay(outcome, start.elapsed());
+        match answer {
             Ok(true) => Ok(()),
             Ok(false) => Err(ErrorKind::Replayed.into()),
             Err(error) => {

@@ -3,6 +3,7 @@
 //! verifier does not care which.
 
 mod builder;
+mod facade;
 mod http;
 mod remote;
 
@@ -304,7 +305,11 @@ impl KeySource {
         // waited for, not reported as a miss: its answer may hold the kid.
         if !remote.may_fetch(self.inner.clock.now(), self.is_loaded()) && !remote.fetch_in_flight()
         {
+            remote.facade.cooldown_refusal();
             return first;
+        }
+        if matches!(first.0, KeyLookup::UnknownKid) {
+            remote.facade.unknown_kid_refetch();
         }
         let _ = remote.fetch(self, false).await;
         self.lookup_versioned(kid)

@@ -9,6 +9,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::builder::{Location, RemoteBuilder};
+use super::facade::Facade;
 use super::http::{self, Fetched};
 use super::{Inner, KeySource, Snapshot};
 use crate::error::{ConfigError, FetchError};
@@ -34,6 +35,8 @@ pub(super) struct Remote {
     /// The `jwks_uri` found by discovery, until a fetch fails.
     discovered: Mutex<Option<Url>>,
     refresher_started: AtomicBool,
+    /// The same events for the application's `metrics` recorder.
+    pub(super) facade: Facade,
 }
 
 impl Remote {
@@ -52,6 +55,10 @@ impl Remote {
             last_error: Mutex::new(None),
             discovered: Mutex::new(None),
             refresher_started: AtomicBool::new(false),
+            facade: Facade::new(match &config.location {
+                Location::Jwks(url) => url.as_str(),
+                Location::Discovery { issuer, .. } => issuer,
+            }),
             config,
         })
     }
@@ -211,6 +218,7 @@ impl Remote {
             }
             Err(error) => {
                 remote.failures.fetch_add(1, Ordering::AcqRel);
+                remote.facade.failed(source.inner.state.load().loaded);
                 remote.consecutive_failures.fetch_add(1, Ordering::AcqRel);
                 *remote
                     .last_error
@@ -241,6 +249,7 @@ impl Remote {
         match fetched {
             Fetched::NotModified { max_age } => {
                 remote.not_modified.fetch_add(1, Ordering::AcqRel);
+                remote.facade.fetched(None, now.as_secs_f64());
                 let ttl = remote.ttl(max_age);
                 tracing::debug!(url = %url, ttl_secs = ttl.as_secs(), "JWKS not modified");
                 source.store(
@@ -278,6 +287,7 @@ impl Remote {
                         error: crate::JwksError::NotJson("the set has no usable key".into()),
                     });
                 }
+                remote.facade.fetched(Some(keys.len()), now.as_secs_f64());
                 let ttl = remote.ttl(max_age);
                 let changed = !old.loaded || !old.keys.same_keys(&keys);
                 if changed {
