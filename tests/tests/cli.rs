@@ -554,3 +554,109 @@ async fn service_b_redis_shares_replay_state_between_replicas() {
     );
     drop(redis);
 }
+
+/// The lines of a Prometheus text page for `name` whose labels include every
+/// one of `labels` (`key="value"`), with their values.
+fn samples(page: &str, name: &str, labels: &[&str]) -> Vec<f64> {
+    page.lines()
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .filter(|line| labels.iter().all(|l| line.contains(l)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_on_the_listener_or_on_their_own() {
+    let (a, b) = pair(&[], &[]).await;
+    for _ in 0..3 {
+        assert_eq!(whoami(&a).await.0, 200);
+    }
+    let (status, _, _) = call(&a, "aud=https://b.internal&path=/whoami&bind=maybe", "").await;
+    assert_eq!(status, 400);
+    let response = reqwest::get(b.url("/metrics")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let page = response.text().await.unwrap();
+    let issuer = format!("issuer=\"{A}\"");
+    let accepted = |cache: &str| {
+        samples(
+            &page,
+            "svcauth_verifications_total",
+            &["result=\"accepted\"", &issuer, cache],
+        )
+    };
+    assert_eq!(accepted("cache=\"miss\""), [1.0], "{page}");
+    assert_eq!(accepted("cache=\"hit\""), [2.0], "{page}");
+    let jwks = format!("source=\"{}\"", a.url("/.well-known/jwks.json"));
+    assert_eq!(
+        samples(
+            &page,
+            "svcauth_jwks_fetches_total",
+            &[&jwks, "outcome=\"ok\""]
+        ),
+        [1.0],
+        "{page}"
+    );
+    assert_eq!(samples(&page, "svcauth_jwks_stale", &[&jwks]), [0.0]);
+    assert!(
+        !samples(
+            &page,
+            "svcauth_verification_duration_seconds_count",
+            &["cache=\"miss\""]
+        )
+        .is_empty()
+    );
+
+    // A rejected token: counted by reason, and what the caller wrote is no label.
+    let forged = format!(
+        "Bearer {}",
+        "e30.eyJpc3MiOiJodHRwczovL2V2aWwuZXhhbXBsZSJ9.c2ln"
+    );
+    assert_eq!(
+        send(reqwest::Method::GET, b.url("/whoami"), Some(&forged), "").await,
+        401
+    );
+    let page = reqwest::get(b.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        samples(
+            &page,
+            "svcauth_verifications_total",
+            &["result=\"rejected\""]
+        )
+        .iter()
+        .sum::<f64>(),
+        1.0,
+        "{page}"
+    );
+    assert!(!page.contains("evil.example"));
+
+    // --metrics-listen: there, and only there.
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (_, separate) = pair(&[], &["--metrics-listen", &listen]).await;
+    assert_eq!(
+        send(reqwest::Method::GET, separate.url("/metrics"), None, "").await,
+        404
+    );
+    let page = reqwest::get(format!("http://{listen}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    // service-a serves its page too.
+    assert_eq!(
+        send(reqwest::Method::GET, a.url("/metrics"), None, "").await,
+        200
+    );
+}

@@ -37,10 +37,6 @@ const LONG_FILES: &[(&str, &str)] = &[
         "crates/svcauth-jwks/src/key_set.rs",
         "JWK parsing of every key type, with its tests",
     ),
-    (
-        "examples/gateway/src/main.rs",
-        "an example binary: flags, forwarding, health in one file",
-    ),
 ];
 
 /// Dependencies no source names, each with why it is there.
@@ -146,7 +142,8 @@ fn package_dir(package: &Value) -> Result<PathBuf, String> {
 }
 
 /// The text of every `.rs` file under `dir` (and the Markdown files they
-/// `include_str!`, which hold doc tests), skipping `target` and `node_modules`.
+/// `include_str!`, which hold doc tests, and the modules they include with
+/// `#[path]`), skipping `target` and `node_modules`.
 fn sources(dir: &Path, text: &mut String) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -171,6 +168,15 @@ fn sources(dir: &Path, text: &mut String) {
                     && let Ok(markdown) = std::fs::read_to_string(parent.join(relative))
                 {
                     text.push_str(&markdown);
+                }
+            }
+            // A module shared between packages, included by `#[path]`.
+            for included in source.split("#[path = \"").skip(1) {
+                if let Some(relative) = included.split('"').next()
+                    && let Some(parent) = path.parent()
+                    && let Ok(module) = std::fs::read_to_string(parent.join(relative))
+                {
+                    text.push_str(&module);
                 }
             }
             text.push_str(&source);

@@ -39,6 +39,10 @@ use svcauth_gateway::{Gateway, Introspected, PhantomTokenLayer};
 use svcauth_jwks::{KeySource, SigningKey};
 use svcauth_sign::{BaseUrl, ClientAuth, StsClient};
 
+#[path = "../../common/mod.rs"]
+mod common;
+use common::Metrics;
+
 /// Largest request or response body forwarded: 10 MiB.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
@@ -64,6 +68,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve `GET /metrics` (Prometheus text format) on this address only,
+    /// instead of on --listen.
+    #[arg(long, env = "GATEWAY_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// Base URL requests are forwarded to (https, or http to loopback);
     /// required with token exchange, unused with introspection. A request
     /// for `/p?q` goes to this URL's origin, at its path followed by `/p?q`;
@@ -167,6 +175,8 @@ fn is_loopback(url: &url::Url) -> bool {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // First: handles registered before the recorder are no-ops.
+    let metrics = Metrics::install()?;
     let upstream = match (&args.upstream, &args.introspection_endpoint) {
         (Some(upstream), _) => Some(checked_upstream(upstream, args.danger_allow_insecure_http)?),
         (None, Some(_)) => None,
@@ -251,19 +261,11 @@ async fn run(args: Args) -> Result<(), String> {
         .layer(PhantomTokenLayer::new(gateway))
         .route("/healthz", get(healthz))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    tracing::info!(listen = %args.listen, upstream = ?args.upstream, audience = %args.audience, "gateway ready");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
+    let app = metrics.attach(app, args.metrics_listen).await?;
+    common::serve(args.listen, app, || {
+        tracing::info!(listen = %args.listen, upstream = ?args.upstream, audience = %args.audience, "gateway ready");
     })
     .await
-    .map_err(|e| e.to_string())
 }
 
 /// The upstream base: https, or http to loopback unless dangerously allowed.
@@ -447,20 +449,8 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gateway: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::init_tracing();
+    common::exit("gateway", run(Args::parse()).await)
 }
 
 #[cfg(test)]
@@ -469,13 +459,7 @@ mod tests {
 
     #[test]
     fn flags_are_read_from_the_environment_too() {
-        let cmd = <Args as clap::CommandFactory>::command();
-        for arg in cmd
-            .get_arguments()
-            .filter(|a| a.get_id() != "help" && a.get_id() != "version")
-        {
-            assert!(arg.get_env().is_some(), "--{} has no env var", arg.get_id());
-        }
+        common::assert_every_flag_has_an_env_var(<Args as clap::CommandFactory>::command());
     }
 
     #[test]

@@ -33,6 +33,10 @@ use svcauth_core::Algorithm;
 use svcauth_jwks::{JwksService, KeyRing, SigningKey};
 use svcauth_sign::{BaseUrl, BindRequest, SelfSigned, Signer, TargetAudience};
 
+#[path = "../../common/mod.rs"]
+mod common;
+use common::Metrics;
+
 /// The routes, for `--help`.
 const ROUTES: &str = "\
 Routes:
@@ -62,6 +66,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "SERVICE_A_LISTEN", default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
+    /// Serve `GET /metrics` (Prometheus text format) on this address only,
+    /// instead of on --listen.
+    #[arg(long, env = "SERVICE_A_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// This service's identity: `iss` and `sub` of its tokens.
     #[arg(long, env = "SERVICE_A_ISSUER")]
     issuer: String,
@@ -121,6 +129,8 @@ struct AppState {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // First: handles registered before the recorder are no-ops.
+    let metrics = Metrics::install()?;
     let alg: Algorithm = args.alg.parse().map_err(|e| format!("--alg: {e}"))?;
     let key = match &args.key {
         Some(path) => {
@@ -177,19 +187,11 @@ async fn run(args: Args) -> Result<(), String> {
         .route("/rotate", post(rotate))
         .route("/healthz", get(healthz))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    tracing::info!(listen = %args.listen, issuer = %args.issuer, "service-a ready");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
+    let app = metrics.attach(app, args.metrics_listen).await?;
+    common::serve(args.listen, app, || {
+        tracing::info!(listen = %args.listen, issuer = %args.issuer, "service-a ready");
     })
     .await
-    .map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]
@@ -444,20 +446,8 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("service-a: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::init_tracing();
+    common::exit("service-a", run(Args::parse()).await)
 }
 
 #[cfg(test)]
@@ -478,17 +468,6 @@ mod tests {
 
     #[test]
     fn flags_are_read_from_the_environment_too() {
-        // clap's env fallback: checked on the parser, not the process env.
-        let cmd = <Args as clap::CommandFactory>::command();
-        for arg in cmd
-            .get_arguments()
-            .filter(|a| a.get_id() != "help" && a.get_id() != "version")
-        {
-            assert!(
-                arg.get_env().is_some(),
-                "--{} has no environment variable",
-                arg.get_id()
-            );
-        }
+        common::assert_every_flag_has_an_env_var(<Args as clap::CommandFactory>::command());
     }
 }

@@ -30,6 +30,10 @@ use serde_json::json;
 use svcauth_jwks::KeySource;
 use svcauth_verify::{Caller, Verifier, VerifyLayer};
 
+#[path = "../../common/mod.rs"]
+mod common;
+use common::Metrics;
+
 /// The callee of the svcauth example pair.
 /// The routes, for `--help`.
 const ROUTES: &str = "\
@@ -52,6 +56,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "SERVICE_B_LISTEN", default_value = "127.0.0.1:8082")]
     listen: SocketAddr,
+    /// Serve `GET /metrics` (Prometheus text format) on this address only,
+    /// instead of on --listen.
+    #[arg(long, env = "SERVICE_B_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// This service's audience: tokens must name it in `aud`.
     #[arg(long, env = "SERVICE_B_AUDIENCE")]
     audience: String,
@@ -131,6 +139,8 @@ fn split_pair(pair: &str) -> Result<(&str, &str), String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // First: handles registered before the recorder are no-ops.
+    let metrics = Metrics::install()?;
     let mut sources = Vec::new();
     for pair in &args.trust {
         let (iss, url) = split_pair(pair)?;
@@ -205,19 +215,11 @@ async fn run(args: Args) -> Result<(), String> {
             )
         })
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    tracing::info!(listen = %args.listen, audience = %args.audience, "service-b ready");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
+    let app = metrics.attach(app, args.metrics_listen).await?;
+    common::serve(args.listen, app, || {
+        tracing::info!(listen = %args.listen, audience = %args.audience, "service-b ready");
     })
     .await
-    .map_err(|e| e.to_string())
 }
 
 /// A 404 or 405 that says what is here.
@@ -277,20 +279,8 @@ async fn healthz(
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("service-b: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::init_tracing();
+    common::exit("service-b", run(Args::parse()).await)
 }
 
 #[cfg(test)]
@@ -299,16 +289,6 @@ mod tests {
 
     #[test]
     fn flags_are_read_from_the_environment_too() {
-        let cmd = <Args as clap::CommandFactory>::command();
-        for arg in cmd
-            .get_arguments()
-            .filter(|a| a.get_id() != "help" && a.get_id() != "version")
-        {
-            assert!(
-                arg.get_env().is_some(),
-                "--{} has no environment variable",
-                arg.get_id()
-            );
-        }
+        common::assert_every_flag_has_an_env_var(<Args as clap::CommandFactory>::command());
     }
 }

@@ -1,0 +1,137 @@
+//! What the three example binaries share (each includes this file with
+//! `#[path]`): logs, the exit status, and `GET /metrics` in the Prometheus
+//! text format.
+//!
+//! The libraries only emit through the `metrics` facade; the binary picks
+//! the exporter, installs it before it builds anything that registers
+//! metrics, and serves what it renders.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Logs to stderr at `RUST_LOG` (default `info`), in colour on a terminal.
+pub(crate) fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The process's exit status: failure, after saying why on stderr.
+pub(crate) fn exit(binary: &str, result: Result<(), String>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{binary}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves `app` on `listen` until Ctrl-C, with each connection's peer
+/// address available to handlers (`ConnectInfo`); `ready` logs once bound.
+pub(crate) async fn serve(
+    listen: SocketAddr,
+    app: Router,
+    ready: impl FnOnce(),
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    ready();
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Every flag of `command` can also be set by an environment variable
+/// (clap's env fallback, checked on the parser, not the process env).
+#[cfg(test)]
+pub(crate) fn assert_every_flag_has_an_env_var(command: clap::Command) {
+    for arg in command
+        .get_arguments()
+        .filter(|a| a.get_id() != "help" && a.get_id() != "version")
+    {
+        assert!(
+            arg.get_env().is_some(),
+            "--{} has no environment variable",
+            arg.get_id()
+        );
+    }
+}
+
+/// The installed Prometheus recorder.
+#[derive(Clone)]
+pub(crate) struct Metrics(PrometheusHandle);
+
+impl Metrics {
+    /// Installs the process-wide recorder. Call it first: metric handles
+    /// registered before it are no-ops for good.
+    pub(crate) fn install() -> Result<Metrics, String> {
+        let handle = PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| format!("installing the metrics recorder: {e}"))?;
+        // Histograms are summarised on upkeep; without it they grow.
+        let upkeep = handle.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+        Ok(Metrics(handle))
+    }
+
+    /// `GET /metrics`.
+    pub(crate) fn router(&self) -> Router {
+        let handle = self.0.clone();
+        Router::new().route(
+            "/metrics",
+            get(move || {
+                let body = handle.render();
+                async move {
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+                }
+            }),
+        )
+    }
+
+    /// `/metrics` on the main listener, or, with `--metrics-listen`, on a
+    /// listener of its own (so that it need not be reachable by callers).
+    pub(crate) async fn attach(
+        &self,
+        app: Router,
+        separate: Option<SocketAddr>,
+    ) -> Result<Router, String> {
+        let Some(addr) = separate else {
+            return Ok(app.merge(self.router()));
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} (--metrics-listen): {e}"))?;
+        let router = self.router();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+        tracing::info!(listen = %addr, "metrics on their own listener");
+        Ok(app)
+    }
+}
