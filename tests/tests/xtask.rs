@@ -1,18 +1,62 @@
-//! `cargo xtask keygen`, run as a process: the key it writes loads, and the
-//! kid it prints is the key's.
+//! `cargo xtask`, run as a process: every task answers `--help`, a wrong
+//! flag gets the usage, and `keygen` writes a key that loads, with its kid.
 
 use std::process::Command;
 
 use svcauth_core::Algorithm;
 use svcauth_jwks::SigningKey;
 
-fn keygen(args: &[&str]) -> std::process::Output {
+fn xtask(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--package", "xtask", "--", "keygen"])
+        .args(["run", "--quiet", "--package", "xtask", "--"])
         .args(args)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("cargo runs")
+}
+
+fn keygen(args: &[&str]) -> std::process::Output {
+    let mut all = vec!["keygen"];
+    all.extend(args);
+    xtask(&all)
+}
+
+#[test]
+fn every_task_answers_help_and_a_wrong_flag_gets_the_usage() {
+    let top = xtask(&["--help"]);
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(top.status.success(), "{text}");
+    for task in ["test", "keygen", "demo", "tidy", "bench"] {
+        assert!(text.contains(task), "{task} is listed: {text}");
+        let help = xtask(&[task, "--help"]);
+        let out = String::from_utf8_lossy(&help.stdout);
+        assert!(help.status.success(), "{task} --help: {out}");
+        assert!(out.contains("Usage: cargo xtask"), "{task} --help: {out}");
+    }
+    assert!(String::from_utf8_lossy(&xtask(&["bench", "--help"]).stdout).contains("--quick"));
+    assert!(String::from_utf8_lossy(&xtask(&["keygen", "--help"]).stdout).contains("--alg"));
+
+    for wrong in [
+        &["bench", "--quik"][..],
+        &["keygen", "--alg"],
+        &["tset"],
+        &[],
+    ] {
+        let out = xtask(wrong);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{wrong:?}: {stderr}");
+        // No task at all: the help, on stderr; anything else: an error.
+        assert!(
+            stderr.starts_with("error:") || wrong.is_empty(),
+            "{wrong:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("Usage: cargo xtask") || stderr.contains("try '--help'"),
+            "{wrong:?}: {stderr}"
+        );
+    }
+    // --force without --out would silently do nothing: refused.
+    assert_eq!(keygen(&["--force"]).status.code(), Some(2));
 }
 
 #[test]

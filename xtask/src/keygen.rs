@@ -5,23 +5,22 @@ use std::io::Write;
 use svcauth_core::Algorithm;
 use svcauth_jwks::{SigningKey, generate_pkcs8_pem};
 
-pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let mut alg = Algorithm::EdDSA;
-    let mut out = None;
-    let mut force = false;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--alg" => {
-                let name = args.next().ok_or("--alg needs a value")?;
-                alg = name.parse().map_err(|e| format!("{e}"))?;
-            }
-            "--out" => out = Some(args.next().ok_or("--out needs a file")?.clone()),
-            "--force" => force = true,
-            other => return Err(format!("keygen: unknown argument {other:?}")),
-        }
-    }
+/// `cargo xtask keygen`'s flags.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// The key's algorithm: EdDSA, ES256, ES384, RS256, RS384, RS512, PS256,
+    /// PS384 or PS512.
+    #[arg(long, default_value = "EdDSA")]
+    alg: Algorithm,
+    /// Write the private key to this file (mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
+    /// Replace FILE if it exists (a new 0600 file renamed over it).
+    #[arg(long, requires = "out")]
+    force: bool,
+}
 
+pub(crate) fn run(Args { alg, out, force }: Args) -> Result<(), String> {
     let pem = generate_pkcs8_pem(alg).map_err(|e| e.to_string())?;
     let key = SigningKey::from_pkcs8_pem(&pem, Some(alg)).map_err(|e| e.to_string())?;
     match &out {

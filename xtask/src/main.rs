@@ -13,32 +13,45 @@ mod keygen;
 mod peers;
 mod tidy;
 
-const USAGE: &str = "\
-usage: cargo xtask <task>
+/// svcauth's project chores. Every task answers `--help`.
+#[derive(clap::Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
 
-tasks:
-  test                          formatting check, tidy, clippy -D warnings, docs without
-                                warnings, all tests, doc tests
-                                (installs redis-server, PyJWT and the node peers when missing)
-  keygen [--alg ALG] [--out FILE] [--force]
-                                write a new PKCS#8 private key PEM (default: EdDSA, to stdout)
-                                and print its public JWK and kid
-  demo                          start service-a, service-b, an OpenID Provider (node) and the
-                                gateway on loopback, and show them at work, step by step
-  tidy                          source files under 500 lines (or a reason), no unused
-                                dependencies, workspace lints everywhere; part of test
-  bench [--quick]               run the benchmarks and write BENCHMARKS.md (--quick: a smoke check)
-";
+#[derive(clap::Subcommand)]
+enum Task {
+    /// Formatting check, tidy, clippy -D warnings, docs without warnings, all
+    /// tests and doc tests, as CI runs them (installs redis-server, PyJWT
+    /// and the node peers when missing).
+    Test,
+    /// Writes a new PKCS#8 private key PEM and prints its public JWK and kid.
+    Keygen(keygen::Args),
+    /// Starts service-a, service-b, an OpenID Provider (node) and the
+    /// gateway on loopback, and shows them at work, step by step.
+    Demo,
+    /// Source files under 500 lines (or a reason), no unused dependencies,
+    /// workspace lints everywhere; part of `test`.
+    Tidy,
+    /// Runs the benchmarks and writes BENCHMARKS.md.
+    Bench {
+        /// A smoke check: short measurements, under 3 minutes once built.
+        #[arg(long)]
+        quick: bool,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("test") => test(),
-        Some("keygen") => keygen::run(&args[1..]),
-        Some("demo") => demo(),
-        Some("tidy") => tidy::run(&root()),
-        Some("bench") => bench::run(&root(), args.get(1).is_some_and(|a| a == "--quick")),
-        _ => Err(USAGE.to_owned()),
+    // Unknown tasks or flags: clap prints the error and the usage, exit 2.
+    let cli = <Cli as clap::Parser>::parse();
+    let result = match cli.task {
+        Task::Test => test(),
+        Task::Keygen(args) => keygen::run(args),
+        Task::Demo => demo::run(&root()),
+        Task::Tidy => tidy::run(&root()),
+        Task::Bench { quick } => bench::run(&root(), quick),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -159,9 +172,4 @@ fn cargo_test(args: &[&str], env: &[(&str, String)], totals: &mut Totals) -> Res
     } else {
         Err(format!("`cargo {}` failed ({status})", args.join(" ")))
     }
-}
-
-/// The demo: the example service pair, live.
-fn demo() -> Result<(), String> {
-    demo::run(&root())
 }
