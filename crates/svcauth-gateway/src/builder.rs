@@ -235,7 +235,7 @@ impl GatewayBuilder {
                 .map(|(rate, burst)| ClientLimiter::new(rate, burst)),
             client_header,
             clock: self.clock,
-            counters: Counters::default(),
+            counters: Counters::new(),
         }))
     }
 }

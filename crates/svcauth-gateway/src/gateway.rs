@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
@@ -18,7 +17,7 @@ use crate::error::SwapError;
 use crate::headers::header_matches;
 use crate::introspection::{self, Introspected};
 use crate::limiter::{ClientLimiter, MissLimiter};
-use crate::metrics::{Counters, GatewayMetrics};
+use crate::metrics::{Counters, Event, GatewayMetrics};
 
 /// What a swap does with an active reference token.
 #[derive(Clone)]
@@ -184,10 +183,7 @@ impl Gateway {
             && let Some(client) = client()
             && !limiter.try_acquire(&client, self.now_ms())
         {
-            inner
-                .counters
-                .client_rate_limited
-                .fetch_add(1, Ordering::Relaxed);
+            inner.counters.count(Event::ClientRateLimited);
             return Err(SwapError::ClientRateLimited);
         }
         let mut resolved_here = false;
@@ -205,13 +201,13 @@ impl Gateway {
         match outcome {
             Outcome::Active { swapped, .. } => {
                 if hit {
-                    counters.hits.fetch_add(1, Ordering::Relaxed);
+                    counters.count(Event::Hit);
                 }
                 Ok(swapped.clone())
             }
             Outcome::Inactive { .. } => {
                 if hit {
-                    counters.negative_hits.fetch_add(1, Ordering::Relaxed);
+                    counters.count(Event::NegativeHit);
                 }
                 Err(SwapError::Inactive)
             }
@@ -227,10 +223,10 @@ impl Gateway {
         let inner = &self.inner;
         let now = self.now_ms();
         if !inner.limiter.try_acquire(now) {
-            inner.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            inner.counters.count(Event::RateLimited);
             return Outcome::Limited;
         }
-        inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+        inner.counters.count(Event::Miss);
         let span = tracing::info_span!(
             "svcauth.gateway.swap",
             mode = self.mode_name(),
@@ -252,7 +248,7 @@ impl Gateway {
                 until: now + inner.negative_ttl.as_millis() as u64,
             },
             Err(error) => {
-                inner.counters.server_errors.fetch_add(1, Ordering::Relaxed);
+                inner.counters.count(Event::ServerError);
                 tracing::warn!(%error, "authorization server unavailable for a swap");
                 Outcome::Unavailable {
                     until: now + inner.failure_ttl.as_millis() as u64,

@@ -3,38 +3,101 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-#[derive(Default)]
+/// Something the gateway counts.
+#[derive(Clone, Copy)]
+pub(crate) enum Event {
+    Hit,
+    NegativeHit,
+    Miss,
+    RateLimited,
+    ClientRateLimited,
+    ServerError,
+    JwtRefused,
+    JwtPassed,
+}
+
+impl Event {
+    const ALL: [Event; 8] = [
+        Event::Hit,
+        Event::NegativeHit,
+        Event::Miss,
+        Event::RateLimited,
+        Event::ClientRateLimited,
+        Event::ServerError,
+        Event::JwtRefused,
+        Event::JwtPassed,
+    ];
+
+    /// The `event` label of `svcauth_gateway_events_total`.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    fn as_str(self) -> &'static str {
+        match self {
+            Event::Hit => "hit",
+            Event::NegativeHit => "negative_hit",
+            Event::Miss => "miss",
+            Event::RateLimited => "rate_limited",
+            Event::ClientRateLimited => "client_rate_limited",
+            Event::ServerError => "server_error",
+            Event::JwtRefused => "jwt_refused",
+            Event::JwtPassed => "jwt_passed",
+        }
+    }
+}
+
+/// The gateway's counters, and the same through the `metrics` facade
+/// (feature `metrics`): `svcauth_gateway_events_total{event}` and
+/// `svcauth_gateway_exchange_duration_seconds`, registered when the gateway
+/// is built.
 pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) negative_hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) rate_limited: AtomicU64,
-    pub(crate) client_rate_limited: AtomicU64,
-    pub(crate) server_errors: AtomicU64,
-    pub(crate) jwts_refused: AtomicU64,
-    pub(crate) jwts_passed: AtomicU64,
+    events: [AtomicU64; Event::ALL.len()],
     latency_us_total: AtomicU64,
     latency_us_max: AtomicU64,
+    #[cfg(feature = "metrics")]
+    facade: ([metrics::Counter; Event::ALL.len()], metrics::Histogram),
 }
 
 impl Counters {
+    pub(crate) fn new() -> Self {
+        Counters {
+            events: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_us_total: AtomicU64::new(0),
+            latency_us_max: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            facade: (
+                Event::ALL.map(
+                    |e| metrics::counter!("svcauth_gateway_events_total", "event" => e.as_str()),
+                ),
+                metrics::histogram!("svcauth_gateway_exchange_duration_seconds"),
+            ),
+        }
+    }
+
+    pub(crate) fn count(&self, event: Event) {
+        self.events[event as usize].fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.facade.0[event as usize].increment(1);
+    }
+
     pub(crate) fn record_latency(&self, latency: Duration) {
         let us = latency.as_micros() as u64;
         self.latency_us_total.fetch_add(us, Ordering::Relaxed);
         self.latency_us_max.fetch_max(us, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.facade.1.record(latency);
     }
 
     pub(crate) fn snapshot(&self, entries: usize) -> GatewayMetrics {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let event = |e: Event| load(&self.events[e as usize]);
         GatewayMetrics {
-            hits: load(&self.hits),
-            negative_hits: load(&self.negative_hits),
-            misses: load(&self.misses),
-            rate_limited: load(&self.rate_limited),
-            client_rate_limited: load(&self.client_rate_limited),
-            server_errors: load(&self.server_errors),
-            jwts_refused: load(&self.jwts_refused),
-            jwts_passed: load(&self.jwts_passed),
+            hits: event(Event::Hit),
+            negative_hits: event(Event::NegativeHit),
+            misses: event(Event::Miss),
+            rate_limited: event(Event::RateLimited),
+            client_rate_limited: event(Event::ClientRateLimited),
+            server_errors: event(Event::ServerError),
+            jwts_refused: event(Event::JwtRefused),
+            jwts_passed: event(Event::JwtPassed),
             exchange_latency_total: Duration::from_micros(load(&self.latency_us_total)),
             exchange_latency_max: Duration::from_micros(load(&self.latency_us_max)),
             entries,

@@ -21,6 +21,7 @@ use tower_service::Service;
 use crate::future::ResponseFuture;
 use crate::gateway::{Gateway, Swapped};
 use crate::layer::PhantomTokenLayer;
+use crate::metrics::Event;
 use crate::response::Rejection;
 
 /// The gateway service. A rejection is a response, never an `Err`: the
@@ -143,14 +144,10 @@ where
         if looks_like_jwt(token) {
             let counters = self.gateway.counters();
             if self.gateway.passes_through_jwts() {
-                counters
-                    .jwts_passed
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counters.count(Event::JwtPassed);
                 return ResponseFuture::inner(self.inner.call(request));
             }
-            counters
-                .jwts_refused
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counters.count(Event::JwtRefused);
             tracing::debug!("a JWT presented at the edge was refused");
             return ResponseFuture::ready(Ok(Rejection::JwtAtEdge.into_response()));
         }

@@ -112,3 +112,39 @@ async fn each_client_has_its_own_budget_of_unknown_tokens() {
     // Another client is not affected.
     assert_eq!(send(&app, "good-carol-0001", 7).await.0, 200);
 }
+
+#[tokio::test]
+async fn events_reach_the_metrics_recorder() {
+    let server = MockAuthorizationServer::start().await;
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let gateway = metrics::with_local_recorder(&recorder, || gateway(&server).build().unwrap());
+    let app = app(gateway);
+    for _ in 0..3 {
+        assert_eq!(send(&app, "good-metrics", 1).await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        send(&app, "bad-metrics", 1).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&app, "bad-metrics", 1).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut counts = std::collections::BTreeMap::new();
+    let mut timed = 0;
+    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+        let key = key.key().clone();
+        match value {
+            metrics_util::debugging::DebugValue::Counter(n) => {
+                let event = key.labels().next().unwrap().value().to_owned();
+                counts.insert(event, n);
+            }
+            metrics_util::debugging::DebugValue::Histogram(values) => timed += values.len(),
+            _ => {}
+        }
+    }
+    assert_eq!(counts["hit"], 2, "{counts:?}");
+    assert_eq!(counts["miss"], 2, "{counts:?}");
+    assert_eq!(counts["negative_hit"], 1, "{counts:?}");
+    assert_eq!(timed, 2, "one timing per question asked");
+}
