@@ -2,8 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method};
 use svcauth_core::{RequestBinding, SharedClock, system_clock};
@@ -162,6 +161,7 @@ impl SignerBuilder {
             self.refuse_without_audience,
             self.allow_insecure_http,
         )?;
+        let counters = Counters::new(self.source.name());
         Ok(Signer {
             inner: Arc::new(Inner {
                 router,
@@ -171,7 +171,7 @@ impl SignerBuilder {
                 safety_margin: self.safety_margin.as_millis() as u64,
                 max_body_bytes: self.max_body_bytes,
                 clock: self.clock,
-                counters: Counters::default(),
+                counters,
             }),
         })
     }
@@ -264,8 +264,9 @@ impl Signer {
                     binding: Some(&binding),
                     on_behalf_of,
                 };
+                let started = Instant::now();
                 let token = self.inner.source.token(request).await?;
-                self.inner.counters.mints.fetch_add(1, Ordering::Relaxed);
+                self.inner.counters.minted(audience, started.elapsed());
                 Ok(token.header_value().clone())
             }
             None => Ok(self
@@ -297,7 +298,7 @@ impl Signer {
                 Some(cached.token.header_value().clone())
             })?,
         };
-        self.inner.counters.cache_hits.add();
+        self.inner.counters.cache_hit();
         Some(value)
     }
 
@@ -317,11 +318,11 @@ impl Signer {
         let slot = self.inner.cache.slot(audience, on_behalf_of, now);
         match slot.fresh(now) {
             Fresh::Yes(token) => {
-                self.inner.counters.cache_hits.add();
+                self.inner.counters.cache_hit();
                 return Ok(token);
             }
             Fresh::Refresh(token) => {
-                self.inner.counters.cache_hits.add();
+                self.inner.counters.cache_hit();
                 self.refresh_in_background(&slot);
                 return Ok(token);
             }
@@ -329,7 +330,7 @@ impl Signer {
         }
         let _single_flight = slot.mint.lock().await;
         if let Fresh::Yes(token) | Fresh::Refresh(token) = slot.fresh(self.now_ms()) {
-            self.inner.counters.cache_hits.add();
+            self.inner.counters.cache_hit();
             return Ok(token);
         }
         self.mint_into(&slot).await
@@ -342,8 +343,11 @@ impl Signer {
             on_behalf_of: slot.on_behalf_of.as_ref(),
         };
         let span = tracing::debug_span!("svcauth.mint", aud = %slot.audience);
+        let started = Instant::now();
         let token = tracing::Instrument::instrument(self.inner.source.token(request), span).await?;
-        self.inner.counters.mints.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .counters
+            .minted(&slot.audience, started.elapsed());
         let inner = &self.inner;
         slot.store(&token, self.now_ms(), inner.refresh_at, inner.safety_margin);
         Ok(token)
@@ -366,7 +370,7 @@ impl Signer {
                 signer.mint_into(&slot).await
             };
             if let Err(error) = &result {
-                signer.inner.counters.refresh_failures.fetch_add(1, Ordering::Relaxed);
+                signer.inner.counters.refresh_failed(&slot.audience);
                 tracing::warn!(aud = %slot.audience, %error, "token refresh failed; the current token stays in use");
             }
             slot.finish_refresh(result.is_err(), signer.now_ms());

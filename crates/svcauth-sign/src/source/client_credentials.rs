@@ -43,4 +43,8 @@ impl TokenSource for ClientCredentials {
             Ok(token)
         })
     }
+
+    fn name(&self) -> &'static str {
+        "client_credentials"
+    }
 }

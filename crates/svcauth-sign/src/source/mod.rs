@@ -121,4 +121,11 @@ pub struct TokenRequest<'a> {
 pub trait TokenSource: Send + Sync + 'static {
     /// A fresh token for `request`.
     fn token<'a>(&'a self, request: TokenRequest<'a>) -> TokenFuture<'a>;
+
+    /// A short name for the `source` label of the signer's metrics
+    /// (`self_signed`, `client_credentials`, `token_exchange`; `custom`
+    /// unless a source says otherwise).
+    fn name(&self) -> &'static str {
+        "custom"
+    }
 }

@@ -122,6 +122,10 @@ impl TokenSource for SelfSigned {
     fn token<'a>(&'a self, request: TokenRequest<'a>) -> TokenFuture<'a> {
         Box::pin(std::future::ready(self.mint(request)))
     }
+
+    fn name(&self) -> &'static str {
+        "self_signed"
+    }
 }
 
 impl fmt::Debug for SelfSigned {

@@ -58,4 +58,8 @@ impl TokenSource for TokenExchange {
             Ok(token)
         })
     }
+
+    fn name(&self) -> &'static str {
+        "token_exchange"
+    }
 }
