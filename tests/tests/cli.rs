@@ -654,9 +654,22 @@ async fn metrics_on_the_listener_or_on_their_own() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    // service-a serves its page too.
+    // service-a's page: one token minted for B, the other calls from the cache.
+    let page = reqwest::get(a.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let minted = samples(
+        &page,
+        "svcauth_tokens_minted_total",
+        &[&format!("audience=\"{B}\""), "source=\"self_signed\""],
+    );
+    assert_eq!(minted, [1.0], "{page}");
     assert_eq!(
-        send(reqwest::Method::GET, a.url("/metrics"), None, "").await,
-        200
+        samples(&page, "svcauth_token_cache_hits_total", &[]),
+        [2.0],
+        "{page}"
     );
 }
