@@ -10,10 +10,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::header;
+use axum::http::{HeaderName, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 /// Logs to stderr at `RUST_LOG` (default `info`), in colour on a terminal.
 pub(crate) fn init_tracing() {
@@ -73,6 +80,41 @@ pub(crate) fn assert_every_flag_has_an_env_var(command: clap::Command) {
             arg.get_id()
         );
     }
+}
+
+/// Headers that carry credentials svcauth reads or writes: never shown by
+/// the request trace, whatever the log level.
+const CREDENTIAL_HEADERS: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+    HeaderName::from_static("txn-token"),
+    HeaderName::from_static("x-svcauth-sent-authorization"),
+];
+
+/// How long one request may take before it is answered 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// tower-http around `app`, outermost first: credential headers marked
+/// sensitive (in requests and responses), a trace span per request (at
+/// `debug` with its headers, the sensitive ones redacted), a timeout, and
+/// with `body_limit` a cap on request bodies (413).
+pub(crate) fn http_layers(app: Router, body_limit: Option<usize>) -> Router {
+    let app = match body_limit {
+        Some(limit) => app.layer(RequestBodyLimitLayer::new(limit)),
+        None => app,
+    };
+    app.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        REQUEST_TIMEOUT,
+    ))
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(DefaultMakeSpan::new().include_headers(true))
+            .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+    )
+    .layer(SetSensitiveResponseHeadersLayer::new(CREDENTIAL_HEADERS))
+    .layer(SetSensitiveRequestHeadersLayer::new(CREDENTIAL_HEADERS))
 }
 
 /// The installed Prometheus recorder.

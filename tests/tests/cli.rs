@@ -673,3 +673,56 @@ async fn metrics_on_the_listener_or_on_their_own() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn the_request_trace_never_shows_a_credential() {
+    let (a, b) = pair(&["--danger-expose-tokens"], &[]).await;
+    let (status, _, headers) = call(&a, &format!("aud={B}&path=/whoami&method=GET"), "").await;
+    assert_eq!(status, 200);
+    let token = headers["x-svcauth-sent-authorization"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // A second service-b, tracing every request with its headers.
+    let log = std::env::temp_dir().join(format!("svcauth-trace-{}.log", free_port()));
+    let port = free_port();
+    let jwks = format!("{A}={}", a.url("/.well-known/jwks.json"));
+    let mut traced = Command::new(binaries().join("service-b"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--audience",
+            B,
+            "--trust",
+            &jwks,
+        ])
+        .env("RUST_LOG", "tower_http=debug,info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+        if let Ok(r) = health
+            && r.json::<Value>().await.is_ok_and(|h| h["ready"] == true)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("http://127.0.0.1:{port}/whoami");
+    let answered = send(reqwest::Method::GET, url, Some(&token), "").await;
+    let _ = traced.kill();
+    let _ = traced.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(answered, 200, "{text}");
+    assert!(text.contains("\"authorization\": Sensitive"), "{text}");
+    let secret = token.trim_start_matches("Bearer ");
+    assert!(
+        !text.contains(&secret[secret.len() - 20..]),
+        "the token was logged:\n{text}"
+    );
+    drop(b);
+}

@@ -261,6 +261,8 @@ async fn run(args: Args) -> Result<(), String> {
         .layer(PhantomTokenLayer::new(gateway))
         .route("/healthz", get(healthz))
         .with_state(state);
+    // No body limit here: bodies stream to the upstream, which limits them.
+    let app = common::http_layers(app, None);
     let app = metrics.attach(app, args.metrics_listen).await?;
     common::serve(args.listen, app, || {
         tracing::info!(listen = %args.listen, upstream = ?args.upstream, audience = %args.audience, "gateway ready");

@@ -187,6 +187,8 @@ async fn run(args: Args) -> Result<(), String> {
         .route("/rotate", post(rotate))
         .route("/healthz", get(healthz))
         .with_state(state);
+    // /call bodies are forwarded (and hashed when bound): 1 MiB is plenty.
+    let app = common::http_layers(app, Some(1 << 20));
     let app = metrics.attach(app, args.metrics_listen).await?;
     common::serve(args.listen, app, || {
         tracing::info!(listen = %args.listen, issuer = %args.issuer, "service-a ready");

@@ -215,6 +215,7 @@ async fn run(args: Args) -> Result<(), String> {
             )
         })
         .with_state(state);
+    let app = common::http_layers(app, Some(args.max_body_bytes));
     let app = metrics.attach(app, args.metrics_listen).await?;
     common::serve(args.listen, app, || {
         tracing::info!(listen = %args.listen, audience = %args.audience, "service-b ready");
