@@ -60,4 +60,4 @@ pub use key_set::{KeySet, SignatureError, SkipReason, SkippedKey, VerifyingKey};
 pub use public_key::{Jwk, MAX_RSA_BITS, MIN_RSA_BITS, PublicKeyMaterial};
 pub use publish::JwksService;
 pub use signing_key::{SigningKey, generate_pkcs8_pem};
-pub use source::{KeyLookup, KeySource, KeySourceStats, RemoteBuilder};
+pub use source::{KeyLookup, KeySource, KeySourceStats, RemoteBuilder, http_client_builder};

@@ -63,6 +63,7 @@ pub struct RemoteBuilder {
     pub(super) clock: SharedClock,
     pub(super) proxy: Option<Url>,
     pub(super) jwks_uri_origins: Vec<url::Origin>,
+    pub(super) http_client: Option<reqwest::Client>,
 }
 
 fn parse_url(text: &str) -> Result<Url, ConfigError> {
@@ -98,6 +99,7 @@ impl RemoteBuilder {
             clock: system_clock(),
             proxy: None,
             jwks_uri_origins: Vec::new(),
+            http_client: None,
         }
     }
 
@@ -107,6 +109,19 @@ impl RemoteBuilder {
     pub fn proxy(mut self, url: &str) -> Result<Self, ConfigError> {
         self.proxy = Some(parse_url(url)?);
         Ok(self)
+    }
+
+    /// Fetches with `client`: your roots (a private CA), a client
+    /// certificate for mTLS, a proxy, extra headers. Start from
+    /// [`http_client_builder`](crate::http_client_builder), which has this
+    /// crate's rules (redirects only within the origin, no proxy from the
+    /// environment), and add yours. Whatever the client, every fetch keeps
+    /// this source's timeout, size cap and https-or-loopback rule, and an
+    /// answer that comes from another origin after a redirect is refused.
+    /// A proxy goes on the client; [`proxy`](Self::proxy) with it is an error.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
     }
 
     /// Discovery: also accept a `jwks_uri` on `origin`
@@ -195,6 +210,11 @@ impl RemoteBuilder {
         };
         if !http::url_allowed(&first_url, self.allow_insecure_http) {
             return Err(ConfigError::InsecureUrl(first_url.to_string()));
+        }
+        if self.http_client.is_some() && self.proxy.is_some() {
+            return Err(ConfigError::Invalid(
+                "set the proxy on the HTTP client given to http_client",
+            ));
         }
         let clock = self.clock.clone();
         let remote = Remote::new(self)?;

@@ -40,6 +40,29 @@ pub(super) fn url_allowed(url: &Url, allow_insecure_http: bool) -> bool {
 /// origin first asked (at most 3), no cookies, no proxy but the one
 /// configured (never one from the environment).
 pub(super) fn client(timeout: Duration, proxy: Option<&Url>) -> reqwest::Result<reqwest::Client> {
+    let builder = client_builder().timeout(timeout).connect_timeout(timeout);
+    match proxy {
+        Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.as_str())?).build(),
+        None => builder.build(),
+    }
+}
+
+/// A `reqwest::ClientBuilder` with the rules svcauth's own key-fetching
+/// client has: redirects followed only within the origin first asked (at
+/// most 3), no proxy from the environment (`HTTP_PROXY` and the like are
+/// ignored), 5 s to connect, svcauth's user agent. Add your roots
+/// (`add_root_certificate`), a client certificate (`identity`), a proxy or
+/// default headers, build it, and give it to
+/// [`RemoteBuilder::http_client`](crate::RemoteBuilder::http_client).
+///
+/// ```
+/// let client = svcauth_jwks::http_client_builder().build().unwrap();
+/// let source = svcauth_jwks::KeySource::remote("https://issuer.example/jwks.json")
+///     .unwrap()
+///     .http_client(client);
+/// # let _ = source;
+/// ```
+pub fn client_builder() -> reqwest::ClientBuilder {
     let policy = redirect::Policy::custom(|attempt| {
         let same_origin = attempt
             .previous()
@@ -53,16 +76,11 @@ pub(super) fn client(timeout: Duration, proxy: Option<&Url>) -> reqwest::Result<
             attempt.stop()
         }
     });
-    let builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
         .redirect(policy)
         .no_proxy()
-        .user_agent(concat!("svcauth-jwks/", env!("CARGO_PKG_VERSION")));
-    match proxy {
-        Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.as_str())?).build(),
-        None => builder.build(),
-    }
+        .user_agent(concat!("svcauth-jwks/", env!("CARGO_PKG_VERSION")))
 }
 
 /// `max-age` of a `Cache-Control` value; `no-cache`/`no-store` read as zero
@@ -86,11 +104,14 @@ pub(super) fn max_age(value: &str) -> Option<Duration> {
     found
 }
 
+/// One GET of `url` within `timeout`, its body capped at `limit`, whatever
+/// rules `client` was built with.
 pub(super) async fn get(
     client: &reqwest::Client,
     url: &Url,
     etag: Option<&str>,
     limit: usize,
+    timeout: Duration,
 ) -> Result<Fetched, FetchError> {
     let transport = |e: reqwest::Error| FetchError::Transport {
         url: url.to_string(),
@@ -98,11 +119,23 @@ pub(super) async fn get(
     };
     let mut request = client
         .get(url.clone())
+        .timeout(timeout)
         .header(header::ACCEPT, "application/jwk-set+json, application/json");
     if let Some(etag) = etag {
         request = request.header(header::IF_NONE_MATCH, etag);
     }
     let mut response = request.send().await.map_err(transport)?;
+    // A caller's client may follow redirects anywhere: an answer from
+    // another origin is not the issuer's.
+    if response.url().origin() != url.origin() {
+        return Err(FetchError::Transport {
+            url: url.to_string(),
+            message: format!(
+                "redirected to another origin ({})",
+                response.url().origin().ascii_serialization()
+            ),
+        });
+    }
     let headers = response.headers();
     let max_age = headers
         .get(header::CACHE_CONTROL)

@@ -18,6 +18,7 @@ use serde::Serialize;
 use svcauth_core::{Algorithm, SharedClock, system_clock};
 
 pub use builder::RemoteBuilder;
+pub use http::client_builder as http_client_builder;
 
 use crate::error::{FetchError, KeyError};
 use crate::key_set::{DEFAULT_MAX_JWKS_BYTES, KeySet, VerifyingKey};

@@ -43,8 +43,11 @@ impl Remote {
     /// The remote part of a source built from `config`.
     pub(super) fn new(config: RemoteBuilder) -> Result<Self, ConfigError> {
         Ok(Remote {
-            client: http::client(config.timeout, config.proxy.as_ref())
-                .map_err(|_| ConfigError::Invalid("the proxy URL is not usable"))?,
+            client: match &config.http_client {
+                Some(client) => client.clone(),
+                None => http::client(config.timeout, config.proxy.as_ref())
+                    .map_err(|_| ConfigError::Invalid("the proxy URL is not usable"))?,
+            },
             fetch_lock: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
             last_attempt_ms: AtomicU64::new(0),
@@ -127,7 +130,14 @@ impl Remote {
             url: discovery_url.to_string(),
             message,
         };
-        let body = match http::get(&self.client, discovery_url, None, self.config.max_bytes).await?
+        let body = match http::get(
+            &self.client,
+            discovery_url,
+            None,
+            self.config.max_bytes,
+            self.config.timeout,
+        )
+        .await?
         {
             Fetched::Body { body, .. } => body,
             Fetched::NotModified { .. } => return Err(bad("unexpected 304".into())),
@@ -244,7 +254,14 @@ impl Remote {
         let old = source.inner.state.load_full();
         let etag = old.loaded.then_some(old.etag.as_deref()).flatten();
         tracing::debug!(url = %url, revalidate = etag.is_some(), "fetching JWKS");
-        let fetched = http::get(&remote.client, &url, etag, remote.config.max_bytes).await?;
+        let fetched = http::get(
+            &remote.client,
+            &url,
+            etag,
+            remote.config.max_bytes,
+            remote.config.timeout,
+        )
+        .await?;
         let now = source.inner.clock.now();
         match fetched {
             Fetched::NotModified { max_age } => {
