@@ -82,13 +82,13 @@ pub struct StsClient {
     clock: SharedClock,
 }
 
+/// How long one request to the authorization server may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The STS client's HTTP client: 10 s, no redirects (a token request must
 /// not be replayed to another URL), no proxy but the configured one.
 fn sts_http_client(proxy: Option<reqwest::Proxy>) -> Result<reqwest::Client, ConfigError> {
-    let builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy();
+    let builder = StsClient::http_client_builder().timeout(REQUEST_TIMEOUT);
     match proxy {
         Some(proxy) => builder.proxy(proxy),
         None => builder,
@@ -127,6 +127,33 @@ impl StsClient {
         let proxy = reqwest::Proxy::all(url).map_err(|_| ConfigError::Url(url.to_owned()))?;
         self.http = sts_http_client(Some(proxy))?;
         Ok(self)
+    }
+
+    /// A `reqwest::ClientBuilder` with this client's rules: no redirect
+    /// is followed (a token request, with the client's credentials, must not
+    /// be replayed to another URL), no proxy from the environment, 10 s to
+    /// connect. Add your roots, a client certificate for mTLS, a proxy or
+    /// default headers, and give the result to
+    /// [`http_client`](Self::http_client).
+    pub fn http_client_builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .connect_timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("svcauth-sign/", env!("CARGO_PKG_VERSION")))
+    }
+
+    /// Sends requests with `client` (custom roots, mTLS, a proxy, headers).
+    /// Every request keeps this client's 10 s limit and the response size
+    /// cap, and an answer that comes from anywhere but the token endpoint
+    /// (a redirect followed) is refused. Build the client from
+    /// [`http_client_builder`](Self::http_client_builder): a client that
+    /// follows redirects would carry the client's credentials to wherever
+    /// the redirect points before svcauth sees the answer.
+    #[must_use]
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = client;
+        self
     }
 
     /// Which form parameter names the audience (default `resource`).
@@ -268,9 +295,16 @@ impl StsClient {
             )
             .header(http::header::ACCEPT, accept)
             .body(body)
+            .timeout(REQUEST_TIMEOUT)
             .send()
             .await
             .map_err(|e| SignError::Transport(e.to_string()))?;
+        if response.url() != url {
+            return Err(SignError::Transport(format!(
+                "the answer came from {} after a redirect, not from {url}",
+                response.url().origin().ascii_serialization()
+            )));
+        }
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -284,13 +318,21 @@ impl StsClient {
         {
             return Err(SignError::TokenResponse("response too large".into()));
         }
-        let bytes = response
-            .bytes()
+        // Read chunk by chunk: an answer without Content-Length is capped
+        // as it arrives, not after it is all in memory.
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| SignError::Transport(e.to_string()))?;
-        if bytes.len() > MAX_RESPONSE_BYTES {
-            return Err(SignError::TokenResponse("response too large".into()));
+            .map_err(|e| SignError::Transport(e.to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(SignError::TokenResponse("response too large".into()));
+            }
+            body.extend_from_slice(&chunk);
         }
+        let bytes = bytes::Bytes::from(body);
         Ok(StsAnswer {
             status,
             content_type,
