@@ -13,6 +13,8 @@
 //!   process with its own environment variables.
 //! * [`serve`] and [`JsonServer`]: an axum app, or one JSON document (a
 //!   JWKS, a discovery document), on a free loopback port.
+//! * [`Pki`] and [`mtls_server`]: a private CA made in the test, and a TLS
+//!   server that demands a client certificate from it.
 //! * [`MockAuthorizationServer`]: a token endpoint that exchanges `good-*`
 //!   reference tokens (RFC 8693), for gateway tests that need no node.
 
@@ -23,11 +25,13 @@ mod examples;
 mod oidc;
 mod redis;
 mod servers;
+mod tls;
 
 pub use examples::{Example, example_binaries};
 pub use oidc::{OidcProvider, private_key_jwt_client, secret_client};
 pub use redis::RedisServer;
 pub use servers::{JsonServer, MockAuthorizationServer, serve};
+pub use tls::{Pki, mtls_server};
 
 /// The token-exchange grant type (RFC 8693).
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";

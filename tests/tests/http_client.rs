@@ -7,98 +7,19 @@
 //! client that follows a redirect gets its answer refused.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::json;
 use svcauth_core::Algorithm;
 use svcauth_jwks::{KeyLookup, KeySource, SigningKey, http_client_builder};
 use svcauth_sign::{
     ClientAuth, ClientCredentials, SignError, StsClient, TokenRequest, TokenSource,
 };
+use svcauth_tests::{Pki, mtls_server};
 use svcauth_verify::{ErrorKind, Verifier};
 
 const ISS: &str = "https://a.internal";
 const AUD: &str = "https://b.internal";
-
-/// A CA and a certificate it signed for `name`, with its key, as PEM.
-struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        Pki {
-            ca: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
-        }
-    }
-
-    /// What a client needs: the CA as a root, and a certificate for `name`
-    /// with its key.
-    fn client_side(&self, name: &str) -> (reqwest::Certificate, reqwest::Identity) {
-        let ca = reqwest::Certificate::from_pem(self.ca.pem().as_bytes()).unwrap();
-        let (cert, key) = self.issue(name);
-        let pem = format!("{}{}", cert.pem(), key.serialize_pem());
-        (ca, reqwest::Identity::from_pem(pem.as_bytes()).unwrap())
-    }
-
-    /// A certificate for `name`, and its private key.
-    fn issue(&self, name: &str) -> (rcgen::Certificate, KeyPair) {
-        let key = KeyPair::generate().unwrap();
-        let params = CertificateParams::new(vec![name.to_owned()]).unwrap();
-        (params.signed_by(&key, &self.ca).unwrap(), key)
-    }
-}
-
-/// `app` over TLS on a free loopback port, with a certificate for
-/// `localhost` from `pki`, refusing clients without a certificate from the
-/// same CA.
-async fn mtls_server(pki: &Pki, app: Router) -> u16 {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca.der().clone()).unwrap();
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .unwrap();
-    let (cert, key) = pki.issue("localhost");
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![cert.der().clone()], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let (acceptor, app) = (acceptor.clone(), app.clone());
-            tokio::spawn(async move {
-                // A client without the right certificate fails here.
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
-                        .await;
-                }
-            });
-        }
-    });
-    port
-}
 
 fn source(url: &str, client: reqwest::Client) -> KeySource {
     KeySource::remote(url)
