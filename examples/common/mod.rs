@@ -7,13 +7,22 @@
 //! metrics, and serves what it renders.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tower::ServiceExt;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
@@ -44,26 +53,141 @@ pub(crate) fn exit(binary: &str, result: Result<(), String>) -> std::process::Ex
     }
 }
 
-/// Serves `app` on `listen` until Ctrl-C, with each connection's peer
-/// address available to handlers (`ConnectInfo`); `ready` logs once bound.
+/// Serves `app` on `listen` until Ctrl-C, over TLS when `tls` is given,
+/// with each connection's peer address available to handlers
+/// (`ConnectInfo`); `ready` logs once bound.
 pub(crate) async fn serve(
     listen: SocketAddr,
     app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
     ready: impl FnOnce(),
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     ready();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .map_err(|e| e.to_string())
+    let Some(tls) = tls else {
+        return axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string());
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            // A failed handshake ends this connection only.
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let app = app.map_request(move |mut request: axum::http::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+                .await;
+        });
+    }
+}
+
+/// TLS flags every example has: HTTPS on the listener, and the roots and
+/// client certificate of its outbound HTTPS (each binary names its own
+/// client-key flag, see [`outbound_client`]).
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        env = "SVCAUTH_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "SVCAUTH_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Trust only the CAs in this PEM file for outbound HTTPS (JWKS,
+    /// discovery, token endpoint, the services called), not the system's.
+    #[arg(long, env = "SVCAUTH_CA_FILE", value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Present this client certificate (PEM) on outbound HTTPS (mTLS), with
+    /// its key.
+    #[arg(long, env = "SVCAUTH_CLIENT_CERT", value_name = "PEM")]
+    pub(crate) client_cert: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The listener's TLS configuration, when --tls-cert is given.
+    pub(crate) fn server_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Some(Arc::new(config)))
+    }
+
+    /// `builder` with --ca-file's roots and the client certificate
+    /// (--client-cert and the binary's key flag, `client_key`).
+    pub(crate) fn outbound_client(
+        &self,
+        builder: reqwest::ClientBuilder,
+        client_key: Option<&Path>,
+    ) -> Result<reqwest::ClientBuilder, String> {
+        let read = |path: &Path, flag: &str| {
+            std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
+        };
+        let mut builder = builder;
+        if let Some(ca) = &self.ca_file {
+            let roots = reqwest::Certificate::from_pem_bundle(&read(ca, "--ca-file")?)
+                .map_err(|e| format!("--ca-file {}: {e}", ca.display()))?;
+            builder = builder.tls_certs_only(roots);
+        }
+        match (&self.client_cert, client_key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read(cert, "--client-cert")?;
+                pem.extend(read(key, "the client certificate's key")?);
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| format!("--client-cert {}: {e}", cert.display()))?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => return Err("a client certificate needs both the certificate and its key".into()),
+        }
+        Ok(builder)
+    }
 }
 
 /// Every flag of `command` can also be set by an environment variable

@@ -72,6 +72,16 @@ struct Args {
     /// instead of on --listen.
     #[arg(long, env = "GATEWAY_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    tls: common::TlsArgs,
+    /// The private key (PEM) of --client-cert, for mTLS to the authorization server and the upstream (--client-key is the private_key_jwt key).
+    #[arg(
+        long = "client-cert-key",
+        env = "GATEWAY_CLIENT_CERT_KEY",
+        value_name = "PEM",
+        requires = "client_cert"
+    )]
+    client_cert_key: Option<std::path::PathBuf>,
     /// Base URL requests are forwarded to (https, or http to loopback);
     /// required with token exchange, unused with introspection. A request
     /// for `/p?q` goes to this URL's origin, at its path followed by `/p?q`;
@@ -198,8 +208,16 @@ async fn run(args: Args) -> Result<(), String> {
         }
         (None, None) => unreachable!("clap requires one of them"),
     };
-    let sts = StsClient::new(&args.token_endpoint, &args.client_id, auth)
+    let mut sts = StsClient::new(&args.token_endpoint, &args.client_id, auth)
         .map_err(|e| format!("--token-endpoint: {e}"))?;
+    let custom_tls = args.tls.ca_file.is_some() || args.tls.client_cert.is_some();
+    let cert_key = args.client_cert_key.as_deref();
+    if custom_tls {
+        let client = args
+            .tls
+            .outbound_client(StsClient::http_client_builder(), cert_key)?;
+        sts = sts.http_client(client.build().map_err(|e| e.to_string())?);
+    }
     let builder = match &args.introspection_endpoint {
         Some(endpoint) => {
             let mut builder = Gateway::introspection(sts, endpoint);
@@ -207,8 +225,16 @@ async fn run(args: Args) -> Result<(), String> {
                 builder = builder.introspection_audience(audience);
             }
             if let Some(issuer) = &args.issuer {
-                let keys = KeySource::discover(issuer)
-                    .and_then(|b| b.build())
+                let mut keys =
+                    KeySource::discover(issuer).map_err(|e| format!("--issuer {issuer}: {e}"))?;
+                if custom_tls {
+                    let client = args
+                        .tls
+                        .outbound_client(svcauth_jwks::http_client_builder(), cert_key)?;
+                    keys = keys.http_client(client.build().map_err(|e| e.to_string())?);
+                }
+                let keys = keys
+                    .build()
                     .map_err(|e| format!("--issuer {issuer}: {e}"))?;
                 builder = builder.jwt_introspection_responses(issuer, keys);
             }
@@ -233,10 +259,13 @@ async fn run(args: Args) -> Result<(), String> {
     let gateway = builder.build().map_err(|e| e.to_string())?;
     // No redirects (the client sees them), no proxy from the environment
     // (it would see every exchanged JWT).
-    let http = reqwest::Client::builder()
+    let upstream_client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(30));
+    let http = args
+        .tls
+        .outbound_client(upstream_client, cert_key)?
         .build()
         .map_err(|e| e.to_string())?;
     let client_ip_header = args
@@ -264,7 +293,7 @@ async fn run(args: Args) -> Result<(), String> {
     // No body limit here: bodies stream to the upstream, which limits them.
     let app = common::http_layers(app, None);
     let app = metrics.attach(app, args.metrics_listen).await?;
-    common::serve(args.listen, app, || {
+    common::serve(args.listen, app, args.tls.server_config()?, || {
         tracing::info!(listen = %args.listen, upstream = ?args.upstream, audience = %args.audience, "gateway ready");
     })
     .await

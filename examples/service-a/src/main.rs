@@ -70,6 +70,16 @@ struct Args {
     /// instead of on --listen.
     #[arg(long, env = "SERVICE_A_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    tls: common::TlsArgs,
+    /// The private key (PEM) of --client-cert, for mTLS to the services called.
+    #[arg(
+        long = "client-key",
+        env = "SERVICE_A_CLIENT_KEY",
+        value_name = "PEM",
+        requires = "client_cert"
+    )]
+    client_key: Option<std::path::PathBuf>,
     /// This service's identity: `iss` and `sub` of its tokens.
     #[arg(long, env = "SERVICE_A_ISSUER")]
     issuer: String,
@@ -166,9 +176,14 @@ async fn run(args: Args) -> Result<(), String> {
         ring: ring.clone(),
         signer,
         // No proxy from the environment: a proxy would see every token.
-        http: reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
+        http: args
+            .tls
+            .outbound_client(
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::none()),
+                args.client_key.as_deref(),
+            )?
             .build()
             .map_err(|e| e.to_string())?,
         calls: Arc::new(calls),
@@ -190,7 +205,7 @@ async fn run(args: Args) -> Result<(), String> {
     // /call bodies are forwarded (and hashed when bound): 1 MiB is plenty.
     let app = common::http_layers(app, Some(1 << 20));
     let app = metrics.attach(app, args.metrics_listen).await?;
-    common::serve(args.listen, app, || {
+    common::serve(args.listen, app, args.tls.server_config()?, || {
         tracing::info!(listen = %args.listen, issuer = %args.issuer, "service-a ready");
     })
     .await

@@ -60,6 +60,16 @@ struct Args {
     /// instead of on --listen.
     #[arg(long, env = "SERVICE_B_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    tls: common::TlsArgs,
+    /// The private key (PEM) of --client-cert, for mTLS to JWKS and discovery endpoints.
+    #[arg(
+        long = "client-key",
+        env = "SERVICE_B_CLIENT_KEY",
+        value_name = "PEM",
+        requires = "client_cert"
+    )]
+    client_key: Option<std::path::PathBuf>,
     /// This service's audience: tokens must name it in `aud`.
     #[arg(long, env = "SERVICE_B_AUDIENCE")]
     audience: String,
@@ -141,19 +151,34 @@ fn split_pair(pair: &str) -> Result<(&str, &str), String> {
 async fn run(args: Args) -> Result<(), String> {
     // First: handles registered before the recorder are no-ops.
     let metrics = Metrics::install()?;
+    // Key fetches through a client with --ca-file / --client-cert, when given.
+    let keys_client = match args.tls.ca_file.is_some() || args.tls.client_cert.is_some() {
+        true => Some(
+            args.tls
+                .outbound_client(
+                    svcauth_jwks::http_client_builder(),
+                    args.client_key.as_deref(),
+                )?
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        false => None,
+    };
+    let with_client = |builder: svcauth_jwks::RemoteBuilder| match &keys_client {
+        Some(client) => builder.http_client(client.clone()),
+        None => builder,
+    };
     let mut sources = Vec::new();
     for pair in &args.trust {
         let (iss, url) = split_pair(pair)?;
-        let source = KeySource::remote(url)
-            .map_err(|e| e.to_string())?
+        let source = with_client(KeySource::remote(url).map_err(|e| e.to_string())?)
             .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs))
             .build()
             .map_err(|e| format!("--trust {pair}: {e}"))?;
         sources.push((iss.to_owned(), source));
     }
     for issuer in &args.trust_oidc {
-        let mut source = KeySource::discover(issuer)
-            .map_err(|e| e.to_string())?
+        let mut source = with_client(KeySource::discover(issuer).map_err(|e| e.to_string())?)
             .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs));
         for origin in &args.allow_jwks_uri_origin {
             source = source
@@ -217,7 +242,7 @@ async fn run(args: Args) -> Result<(), String> {
         .with_state(state);
     let app = common::http_layers(app, Some(args.max_body_bytes));
     let app = metrics.attach(app, args.metrics_listen).await?;
-    common::serve(args.listen, app, || {
+    common::serve(args.listen, app, args.tls.server_config()?, || {
         tracing::info!(listen = %args.listen, audience = %args.audience, "service-b ready");
     })
     .await
