@@ -108,7 +108,7 @@ pub(crate) async fn serve(
 
 /// TLS flags every example has: HTTPS on the listener, and the roots and
 /// client certificate of its outbound HTTPS (each binary names its own
-/// client-key flag, see [`outbound_client`]).
+/// client-key flag, see [`TlsArgs::outbound_client`]).
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct TlsArgs {
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
