@@ -279,11 +279,11 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<(Arc<VerifiedClaims>, Found), VerifyError> {
-        let start = std::time::Instant::now();
         if let Some((claims, issuer)) = self.cache_hit(token.as_bytes()) {
             self.check_revocation(&claims).await?;
             return Ok((claims, Found::new(true, issuer)));
         }
+        let start = std::time::Instant::now();
         let span = tracing::debug_span!(
             "svcauth.verify",
             outcome = tracing::field::Empty,
