@@ -78,6 +78,10 @@ pub(crate) async fn serve(
         .map_err(|e| e.to_string());
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    // One Ctrl-C listener for the whole loop: one made per turn would miss
+    // a signal that arrives between two turns.
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -87,7 +91,7 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut shutdown => return Ok(()),
         };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
@@ -138,6 +142,13 @@ pub(crate) struct TlsArgs {
 }
 
 impl TlsArgs {
+    /// Whether outbound clients need more than the defaults (--ca-file or
+    /// --client-cert). (service-a builds its one client either way.)
+    #[allow(dead_code)]
+    pub(crate) fn customises_outbound(&self) -> bool {
+        self.ca_file.is_some() || self.client_cert.is_some()
+    }
+
     /// The listener's TLS configuration, when --tls-cert is given.
     pub(crate) fn server_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {

@@ -210,7 +210,7 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let mut sts = StsClient::new(&args.token_endpoint, &args.client_id, auth)
         .map_err(|e| format!("--token-endpoint: {e}"))?;
-    let custom_tls = args.tls.ca_file.is_some() || args.tls.client_cert.is_some();
+    let custom_tls = args.tls.customises_outbound();
     let cert_key = args.client_cert_key.as_deref();
     if custom_tls {
         let client = args

@@ -152,7 +152,7 @@ async fn run(args: Args) -> Result<(), String> {
     // First: handles registered before the recorder are no-ops.
     let metrics = Metrics::install()?;
     // Key fetches through a client with --ca-file / --client-cert, when given.
-    let keys_client = match args.tls.ca_file.is_some() || args.tls.client_cert.is_some() {
+    let keys_client = match args.tls.customises_outbound() {
         true => Some(
             args.tls
                 .outbound_client(
