@@ -51,6 +51,16 @@ const UNUSED_OK: &[(&str, &str, &str)] = &[
         "itself as a dev-dependency, to test its optional features",
     ),
     (
+        "demo-grpc",
+        "prost",
+        "used by the code tonic-prost-build generates into OUT_DIR",
+    ),
+    (
+        "demo-grpc",
+        "tonic-prost",
+        "used by the code tonic-prost-build generates into OUT_DIR",
+    ),
+    (
         "svcauth-benches",
         "jwt-authorizer",
         "renamed and used through its own name in the benches",

@@ -46,6 +46,7 @@ mod alg;
 pub mod b64;
 mod bearer;
 mod binding;
+mod body;
 mod bounded;
 mod claims;
 mod clock;
@@ -64,5 +65,6 @@ pub mod __private {
 pub use alg::{Algorithm, AlgorithmSet, KeyFamily, UnsupportedAlgorithm};
 pub use bearer::{InvalidAuthorization, bearer_token, bearer_token_bytes};
 pub use binding::{BindingError, RequestBinding, body_sha256, htu, query_sha256};
+pub use body::BodyFromBytes;
 pub use claims::{Actor, Audience, Claims};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, system_clock};

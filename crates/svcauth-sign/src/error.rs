@@ -23,6 +23,15 @@ pub enum SignError {
         /// The origin the request was going to.
         origin: String,
     },
+    /// The request names another origin than the one its client is pinned
+    /// to ([`crate::SignLayer::origin`]). Nothing was sent.
+    #[error("the request names {requested} but this client only reaches {pinned}")]
+    OriginMismatch {
+        /// The origin the client reaches.
+        pinned: String,
+        /// The origin the request named.
+        requested: String,
+    },
     /// A plain-http destination that is not loopback, with a token required.
     #[error("refusing to send a token over plain http to {0}")]
     InsecureDestination(String),

@@ -8,7 +8,8 @@
 //!   with the service's own [`svcauth_jwks::KeyRing`]), [`ClientCredentials`]
 //!   and [`TokenExchange`] at an STS.
 //! * [`SignLayer`]: a tower layer for `http::Request` clients (hyper-util,
-//!   tonic) and for `reqwest::Client`; [`Signer::sign`] for a reqwest
+//!   tonic: `Signer::tonic_channel` with feature `tonic`) and for
+//!   `reqwest::Client`; [`Signer::sign`] for a reqwest
 //!   `RequestBuilder`; `SignMiddleware` for reqwest-middleware (feature
 //!   `reqwest-middleware`).
 //! * Bound mode ([`SignerBuilder::bound_audience`], [`BindRequest`]): a
@@ -67,12 +68,15 @@ mod error;
 mod future;
 mod layer;
 mod metrics;
+mod origin;
 mod reqwest;
 mod route;
 mod service;
 mod signer;
 mod source;
 mod sts;
+#[cfg(feature = "tonic")]
+mod tonic;
 
 pub use base_url::{BaseUrl, InvalidBaseUrl, UnsafePath};
 pub use error::{ConfigError, SignError};

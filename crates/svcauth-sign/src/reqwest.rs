@@ -134,6 +134,11 @@ where
     }
 
     fn call(&mut self, mut request: reqwest::Request) -> Self::Future {
+        if let Some(origin) = &self.origin
+            && let Err(e) = reqwest_destination(request.url()).and_then(|d| origin.check(&d))
+        {
+            return ResponseFuture::failed(e.into());
+        }
         // Fast path: an unbound request with a cached token.
         if !request.headers().contains_key(header::AUTHORIZATION) {
             let plan = reqwest_destination(request.url())

@@ -371,7 +371,7 @@ thread_local! {
 }
 
 /// `scheme://host[:port]` into lower-case scheme and host and an explicit port.
-fn parse_origin(origin: &str) -> Result<(String, String, u16), ConfigError> {
+pub(crate) fn parse_origin(origin: &str) -> Result<(String, String, u16), ConfigError> {
     let url = url::Url::parse(origin).map_err(|_| ConfigError::Origin(origin.to_owned()))?;
     let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
         return Err(ConfigError::Origin(origin.to_owned()));

@@ -4,14 +4,14 @@
 
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, header};
-use http_body::Body;
 use http_body_util::BodyExt;
+use svcauth_core::BodyFromBytes;
 use tower_service::Service;
 
 use crate::error::SignError;
 use crate::future::{BoxError, ResponseFuture};
+use crate::origin::PinnedOrigin;
 use crate::route::{Plan, destination};
 use crate::signer::Signer;
 use crate::source::OnBehalfOf;
@@ -21,11 +21,17 @@ use crate::source::OnBehalfOf;
 pub struct Sign<S> {
     pub(crate) inner: S,
     pub(crate) signer: Signer,
+    /// The one origin this client reaches ([`crate::SignLayer::origin`]).
+    pub(crate) origin: Option<PinnedOrigin>,
 }
 
 impl<S> Sign<S> {
-    pub(crate) fn new(inner: S, signer: Signer) -> Self {
-        Sign { inner, signer }
+    pub(crate) fn new(inner: S, signer: Signer, origin: Option<PinnedOrigin>) -> Self {
+        Sign {
+            inner,
+            signer,
+            origin,
+        }
     }
 }
 
@@ -36,7 +42,7 @@ where
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     S::Response: Send + 'static,
-    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B: BodyFromBytes + Send + 'static,
     B::Error: Into<BoxError>,
 {
     type Response = S::Response;
@@ -48,6 +54,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if let Some(origin) = &self.origin
+            && let Err(e) = origin.apply(request.uri_mut())
+        {
+            return ResponseFuture::failed(e.into());
+        }
         if request.headers().contains_key(header::AUTHORIZATION) {
             return ResponseFuture::inner(self.inner.call(request));
         }
@@ -96,7 +107,7 @@ where
                     )
                     .await?;
                 parts.headers.insert(header::AUTHORIZATION, value);
-                Request::from_parts(parts, B::from(bytes))
+                Request::from_parts(parts, B::from_bytes(bytes))
             } else {
                 let value = signer
                     .authorization(&audience, None, on_behalf_of.as_ref())

@@ -462,8 +462,8 @@ async fn bound_requests_verify_as_sent_and_fail_when_changed_in_transit() {
 /// A body of unknown length.
 struct Streaming(Option<Bytes>);
 
-impl From<Bytes> for Streaming {
-    fn from(b: Bytes) -> Self {
+impl svcauth_core::BodyFromBytes for Streaming {
+    fn from_bytes(b: Bytes) -> Self {
         Streaming(Some(b))
     }
 }

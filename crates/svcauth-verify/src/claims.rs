@@ -115,6 +115,23 @@ impl fmt::Debug for VerifiedClaims {
 /// The request extension the verifying layer inserts: the verified caller,
 /// or `None` on a route where authentication is optional and no token came.
 ///
-/// Extractors read it; its absence means the layer is not installed.
+/// Extractors read it; its absence means the layer is not installed. In
+/// tonic handlers, which get the HTTP request's extensions, read it with
+/// [`Authentication::caller`].
 #[derive(Debug, Clone)]
 pub struct Authentication(pub Option<Arc<VerifiedClaims>>);
+
+impl Authentication {
+    /// The verified caller in `extensions`, if the layer put one there.
+    ///
+    /// ```
+    /// # fn handler(request: tonic::Request<()>) -> Result<(), tonic::Status> {
+    /// let caller = svcauth_verify::Authentication::caller(request.extensions())
+    ///     .ok_or_else(|| tonic::Status::unauthenticated("a bearer token is required"))?;
+    /// println!("called by {}", caller.sub());
+    /// # Ok(()) }
+    /// ```
+    pub fn caller(extensions: &http::Extensions) -> Option<&VerifiedClaims> {
+        extensions.get::<Authentication>()?.0.as_deref()
+    }
+}

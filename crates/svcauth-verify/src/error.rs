@@ -185,6 +185,21 @@ impl ErrorKind {
         }
     }
 
+    /// The gRPC status code this kind is answered with on a gRPC request:
+    /// 16 UNAUTHENTICATED for a missing or bad token, 7 PERMISSION_DENIED
+    /// for a caller the route does not admit, 14 UNAVAILABLE when keys or
+    /// stores are unavailable (retry), 8 RESOURCE_EXHAUSTED for a body over
+    /// the limit, 3 INVALID_ARGUMENT for a body that could not be read.
+    pub fn grpc_code(self) -> u16 {
+        match self {
+            ErrorKind::CallerNotAllowed | ErrorKind::InsufficientScope => 7,
+            ErrorKind::KeysUnavailable | ErrorKind::StoreUnavailable => 14,
+            ErrorKind::BodyTooLarge => 8,
+            ErrorKind::BodyUnreadable => 3,
+            _ => 16,
+        }
+    }
+
     /// The RFC 6750 §3.1 error code, if this kind has one.
     pub fn oauth_error(self) -> Option<&'static str> {
         match self {

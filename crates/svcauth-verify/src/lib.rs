@@ -3,7 +3,10 @@
 //!
 //! * [`Verifier`]: the checks, usable on its own (gRPC, custom stacks).
 //! * [`VerifyLayer`] / [`Verify`]: a tower middleware for axum routers and
-//!   tonic servers; rejections are RFC 6750 responses (see [`ErrorKind`]).
+//!   tonic servers (feature `tonic` for `tonic::transport::Server`);
+//!   rejections are RFC 6750 responses, or for a gRPC request a gRPC status
+//!   ([`ErrorKind::grpc_code`]). Handlers read the caller with the
+//!   extractors, or in tonic with [`Authentication::caller`].
 //! * [`Caller`] and [`CallerClaims`] (feature `axum`): extractors.
 //! * [`ReplayStore`] and [`RevocationStore`]: state for single-use bound
 //!   tokens and deny-lists, in memory here, on Redis in `svcauth-redis`.

@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use svcauth_core::BodyFromBytes;
 use tower_service::Service;
 
 use crate::claims::Authentication;
@@ -48,9 +47,9 @@ where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B: BodyFromBytes + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    ResBody: From<Bytes> + Send + 'static,
+    ResBody: BodyFromBytes + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -69,7 +68,7 @@ where
             && let Some(claims) = verifier.cached_bytes(raw)
         {
             if let Err(error) = options.rules.authorize(&claims) {
-                return self.reject(error);
+                return self.reject(error, request.headers());
             }
             request
                 .extensions_mut()
@@ -85,8 +84,8 @@ where
                 request.extensions_mut().insert(Authentication(None));
                 return ResponseFuture::inner(self.inner.call(request));
             }
-            Ok(None) => return self.reject(ErrorKind::MissingToken.into()),
-            Err(kind) => return self.reject(kind.into()),
+            Ok(None) => return self.reject(ErrorKind::MissingToken.into(), request.headers()),
+            Err(kind) => return self.reject(kind.into(), request.headers()),
         };
 
         // Slow path. The ready inner service goes into the future; a fresh
@@ -96,23 +95,29 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let options = self.options.clone();
+        let grpc = rejection::is_grpc(request.headers());
         ResponseFuture::slow(Box::pin(async move {
             match admit(&verifier, &options, &token, request).await {
                 Ok(request) => inner.call(request).await,
-                Err(error) => Ok(rejection::response(error, &options.body)),
+                Err(error) => Ok(rejection::response(error, &options.body, grpc)),
             }
         }))
     }
 }
 
 impl<S> Verify<S> {
-    fn reject<F, ResBody, E>(&self, error: VerifyError) -> ResponseFuture<F>
+    fn reject<F, ResBody, E>(
+        &self,
+        error: VerifyError,
+        headers: &http::HeaderMap,
+    ) -> ResponseFuture<F>
     where
         F: std::future::Future<Output = Result<Response<ResBody>, E>>,
-        ResBody: From<Bytes>,
+        ResBody: BodyFromBytes,
     {
         self.verifier.reject(&error);
-        ResponseFuture::ready(Ok(rejection::response(error, &self.options.body)))
+        let grpc = rejection::is_grpc(headers);
+        ResponseFuture::ready(Ok(rejection::response(error, &self.options.body, grpc)))
     }
 }
 
@@ -125,7 +130,7 @@ async fn admit<B>(
     request: Request<B>,
 ) -> Result<Request<B>, VerifyError>
 where
-    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B: BodyFromBytes + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut parts, body) = request.into_parts();
@@ -157,7 +162,7 @@ where
         "token accepted"
     );
     let body = match (read, body) {
-        (Some(bytes), _) => B::from(bytes),
+        (Some(bytes), _) => B::from_bytes(bytes),
         (None, Some(body)) => body,
         (None, None) => return Err(ErrorKind::BodyUnreadable.into()),
     };
