@@ -21,20 +21,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
+use demo_grpc::demo_client::DemoClient;
 use serde::Deserialize;
 use serde_json::json;
 use svcauth_core::Algorithm;
 use svcauth_jwks::{JwksService, KeyRing, SigningKey};
-use svcauth_sign::{BaseUrl, BindRequest, SelfSigned, Signer, TargetAudience};
+use svcauth_sign::{BaseUrl, BindRequest, SelfSigned, Sign, Signer, TargetAudience};
+use tonic::transport::Channel;
 
 #[path = "../../common/mod.rs"]
 mod common;
+mod grpc;
+mod rotate;
 use common::Metrics;
 
 /// The routes, for `--help`.
@@ -48,6 +52,10 @@ Routes:
                                 body is empty, else POST. bind=true: a token
                                 bound to this one request. aud may be left out
                                 when only one service is configured.
+  POST /call-grpc?aud=AUD[&rpc=whoami|count&count=N]
+                                call the Demo gRPC service mapped to AUD (see
+                                --call-grpc) through a signing tonic channel;
+                                answers the gRPC status and replies as JSON
   POST /rotate                  publish a new key now, sign with it after
                                 --rotation-overlap-secs (loopback only)
   POST /rotate?now=true         rotate at once: verifiers may refuse the new
@@ -91,6 +99,16 @@ struct Args {
         value_name = "AUD=URL"
     )]
     call: Vec<String>,
+    /// A gRPC service to call with `POST /call-grpc`, as AUD=URL (repeatable):
+    /// the Demo service (examples/demo-grpc) at URL, through a tonic
+    /// channel that signs every call for AUD.
+    #[arg(
+        long = "call-grpc",
+        env = "SERVICE_A_CALL_GRPC",
+        value_delimiter = ',',
+        value_name = "AUD=URL"
+    )]
+    call_grpc: Vec<String>,
     /// PKCS#8 PEM private key; without it a key is generated at start.
     #[arg(long, env = "SERVICE_A_KEY", value_name = "PEM_FILE")]
     key: Option<PathBuf>,
@@ -131,6 +149,7 @@ struct AppState {
     signer: Signer,
     http: reqwest::Client,
     calls: Arc<HashMap<String, BaseUrl>>,
+    grpc: Arc<HashMap<String, DemoClient<Sign<Channel>>>>,
     alg: Algorithm,
     lifetime: Duration,
     rotation_overlap: Duration,
@@ -167,10 +186,35 @@ async fn run(args: Args) -> Result<(), String> {
         signer = signer.allow_audience_at(&base.origin().ascii_serialization(), aud);
         calls.insert(aud.to_owned(), base);
     }
+    // A gRPC channel reaches one origin and names no audience per call:
+    // the origin's default audience is the one named here.
+    let mut grpc_endpoints = Vec::new();
+    for pair in &args.call_grpc {
+        let (aud, url) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--call-grpc: expected AUD=URL, got {pair:?}"))?;
+        let endpoint = grpc::grpc_endpoint(url, &args.tls, args.client_key.as_deref())
+            .map_err(|e| format!("--call-grpc {aud}: {e}"))?;
+        let uri = endpoint.uri();
+        let origin = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        signer = signer.audience(&origin, aud);
+        grpc_endpoints.push((aud.to_owned(), endpoint));
+    }
     if args.danger_allow_insecure_http {
         signer = signer.danger_allow_insecure_http();
     }
     let signer = signer.build().map_err(|e| e.to_string())?;
+    let mut grpc = HashMap::new();
+    for (aud, endpoint) in grpc_endpoints {
+        let channel = signer
+            .tonic_channel(&endpoint)
+            .map_err(|e| format!("--call-grpc {aud}: {e}"))?;
+        grpc.insert(aud, DemoClient::new(channel));
+    }
 
     let state = AppState {
         ring: ring.clone(),
@@ -187,6 +231,7 @@ async fn run(args: Args) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())?,
         calls: Arc::new(calls),
+        grpc: Arc::new(grpc),
         alg,
         lifetime,
         rotation_overlap: Duration::from_secs(
@@ -199,7 +244,8 @@ async fn run(args: Args) -> Result<(), String> {
     let app = Router::new()
         .route_service("/.well-known/jwks.json", jwks)
         .route("/call", post(call))
-        .route("/rotate", post(rotate))
+        .route("/call-grpc", post(grpc::call_grpc))
+        .route("/rotate", post(rotate::rotate))
         .route("/healthz", get(healthz))
         .with_state(state);
     // /call bodies are forwarded (and hashed when bound): 1 MiB is plenty.
@@ -241,29 +287,9 @@ async fn call(
             "unreadable query; expected /call?aud=AUD&path=/P[&method=M][&bind=true]".into(),
         );
     };
-    let known = || {
-        let mut known: Vec<&str> = state.calls.keys().map(String::as_str).collect();
-        known.sort_unstable();
-        known.join(", ")
-    };
-    let aud = match (&q.aud, state.calls.len()) {
-        (Some(aud), _) => aud.clone(),
-        (None, 1) => state.calls.keys().next().cloned().unwrap_or_default(),
-        (None, _) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("aud is required: one of {}", known()),
-            );
-        }
-    };
-    let Some(base) = state.calls.get(&aud) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "unknown audience {aud:?}; configured with --call: {}",
-                known()
-            ),
-        );
+    let (aud, base) = match configured(&state.calls, q.aud.as_deref(), "--call") {
+        Ok(found) => found,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let Some(path) = q.path.as_deref() else {
         return error(
@@ -361,96 +387,30 @@ async fn call(
     (status, out, body).into_response()
 }
 
-#[derive(Deserialize)]
-struct RotateQuery {
-    #[serde(default)]
-    now: Option<String>,
-}
-
-/// Rotates the signing key the safe way: the next key is published at
-/// once and signs only after the overlap, when every verifier's cached key
-/// set holds it. With `?now=true`, at once (verifiers then meet a kid they
-/// have not fetched yet, and refuse it until their unknown-kid cooldown
-/// lets them refetch).
-async fn rotate(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(q): Query<RotateQuery>,
-) -> Response {
-    if !rotate_allowed(peer, state.allow_remote_rotate) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "rotation is accepted from loopback only".into(),
-        );
-    }
-    let now = matches!(q.now.as_deref(), Some("true" | "1"));
-    let ring_state = state.ring.state();
-    let old = ring_state.current().kid().to_owned();
-    if let Some(next) = ring_state.next() {
-        return error(
-            StatusCode::CONFLICT,
-            format!(
-                "a rotation is under way: {} is published and signs soon",
-                next.kid()
-            ),
-        );
-    }
-    let key = match SigningKey::generate(state.alg) {
-        Ok(k) => k,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+/// The service `aud` names among `configured` (set with `flag`), or the one
+/// service when `aud` is left out and only one is configured.
+fn configured<'a, T>(
+    configured: &'a HashMap<String, T>,
+    aud: Option<&str>,
+    flag: &str,
+) -> Result<(String, &'a T), String> {
+    let known = || {
+        let mut known: Vec<&str> = configured.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        known.join(", ")
     };
-    let new = key.kid().to_owned();
-    // The old key stays published while tokens it signed can be presented.
-    let retire_for = state.lifetime + Duration::from_secs(60);
-    if now {
-        if let Err(e) = state.ring.rotate(key, retire_for) {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-        }
-        state.signer.clear_cache();
-        tracing::info!(old = %old, new = %new, "signing key rotated at once");
-        return Json(json!({
-            "old_kid": old,
-            "new_kid": new,
-            "signing_kid": new,
-            "published": state.ring.state().published_kids(),
-            "message": "the new key signs now; verifiers that have not fetched it yet refuse its tokens until their unknown-kid cooldown lets them refetch",
-        }))
-        .into_response();
+    let aud = match (aud, configured.len()) {
+        (Some(aud), _) => aud,
+        (None, 1) => configured.keys().next().map_or("", String::as_str),
+        (None, _) => return Err(format!("aud is required: one of {}", known())),
+    };
+    match configured.get(aud) {
+        Some(found) => Ok((aud.to_owned(), found)),
+        None => Err(format!(
+            "unknown audience {aud:?}; configured with {flag}: {}",
+            known()
+        )),
     }
-    if let Err(e) = state.ring.add_next(key) {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    }
-    let overlap = state.rotation_overlap;
-    let (ring, signer) = (state.ring.clone(), state.signer.clone());
-    tokio::spawn(async move {
-        tokio::time::sleep(overlap).await;
-        match ring.promote_next(retire_for) {
-            Ok(()) => {
-                signer.clear_cache();
-                tracing::info!(kid = %ring.signing_key().kid(), "next key promoted: it signs from now on");
-            }
-            Err(e) => tracing::warn!(error = %e, "could not promote the next key"),
-        }
-    });
-    tracing::info!(old = %old, next = %new, overlap_secs = overlap.as_secs(), "next key published");
-    Json(json!({
-        "old_kid": old,
-        "new_kid": new,
-        "signing_kid": old,
-        "promotes_in_secs": overlap.as_secs(),
-        "published": state.ring.state().published_kids(),
-        "message": format!(
-            "{new} is published now and signs in {} s, once every verifier's cached key set holds it; {old} stays published {} s after that",
-            overlap.as_secs(),
-            retire_for.as_secs()
-        ),
-    }))
-    .into_response()
-}
-
-/// `/rotate` is for operators on the host, unless opened up by flag.
-fn rotate_allowed(peer: SocketAddr, allow_remote: bool) -> bool {
-    allow_remote || peer.ip().is_loopback()
 }
 
 async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -470,6 +430,7 @@ async fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rotate::rotate_allowed;
 
     #[test]
     fn rotation_is_loopback_only_unless_allowed() {

@@ -14,7 +14,8 @@
 //!
 //! Routes: `GET /whoami` and `POST /echo` behind the verifying layer (a
 //! request-bound token is checked against the request and accepted once);
-//! `GET /healthz` without authentication: readiness for anyone, and to
+//! with `--grpc-listen`, the gRPC `svcauth.demo.Demo` service behind the
+//! same layer; `GET /healthz` without authentication: readiness for anyone, and to
 //! loopback callers (or anyone, with `--healthz-details-for-anyone`) each
 //! issuer's key source (URLs, kids, the last fetch error) and the counters.
 
@@ -26,6 +27,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
+use demo_grpc::{Demo, demo_server::DemoServer};
 use serde_json::json;
 use svcauth_jwks::KeySource;
 use svcauth_verify::{Caller, Verifier, VerifyLayer};
@@ -43,6 +45,8 @@ Routes:
                   request (method, URL, query, body) and accepted once
   GET  /healthz   readiness; to loopback callers also each issuer's key source
                   and the verifier's counters (no token needed)
+  gRPC svcauth.demo.Demo/WhoAmI and /Count on --grpc-listen, behind the same
+                  verifying layer (examples/demo-grpc/proto/demo.proto)
 
 Example:
   service-b --audience https://b.internal \\
@@ -130,6 +134,10 @@ struct Args {
     /// Largest body of a request-bound call, in bytes.
     #[arg(long, env = "SERVICE_B_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
+    /// Also serve the Demo gRPC service (examples/demo-grpc) on this address,
+    /// behind the same verifying layer; over TLS when --tls-cert is given.
+    #[arg(long, env = "SERVICE_B_GRPC_LISTEN", value_name = "ADDR")]
+    grpc_listen: Option<SocketAddr>,
     /// Redis for replay and revocation state shared by all replicas
     /// (redis://host:port/db); without it, state is per process.
     #[arg(long, env = "SERVICE_B_REDIS", value_name = "URL")]
@@ -222,6 +230,7 @@ async fn run(args: Args) -> Result<(), String> {
         layer = layer.allow_caller(iss, None);
     }
 
+    let grpc_layer = layer.clone();
     let state = AppState {
         sources,
         verifier,
@@ -242,10 +251,50 @@ async fn run(args: Args) -> Result<(), String> {
         .with_state(state);
     let app = common::http_layers(app, Some(args.max_body_bytes));
     let app = metrics.attach(app, args.metrics_listen).await?;
-    common::serve(args.listen, app, args.tls.server_config()?, || {
+    let http = common::serve(args.listen, app, args.tls.server_config()?, || {
         tracing::info!(listen = %args.listen, audience = %args.audience, "service-b ready");
-    })
-    .await
+    });
+    match args.grpc_listen {
+        Some(listen) => {
+            tokio::try_join!(http, serve_grpc(listen, grpc_layer, &args.tls)).map(|_| ())
+        }
+        None => http.await,
+    }
+}
+
+/// Serves the Demo gRPC service on `listen` behind `layer` until Ctrl-C:
+/// tonic's own server, as a tonic user would run it. Rejections are gRPC
+/// statuses (16 UNAUTHENTICATED, 7 PERMISSION_DENIED, 14 UNAVAILABLE).
+async fn serve_grpc(
+    listen: SocketAddr,
+    layer: VerifyLayer,
+    tls: &common::TlsArgs,
+) -> Result<(), String> {
+    let mut server = tonic::transport::Server::builder();
+    if let (Some(cert), Some(key)) = (&tls.tls_cert, &tls.tls_key) {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+        server = server
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| format!("--tls-cert/--tls-key for gRPC: {e}"))?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen} (gRPC): {e}"))?;
+    tracing::info!(listen = %listen, "service-b gRPC ready");
+    server
+        .layer(layer)
+        .add_service(DemoServer::new(Demo))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+        )
+        .await
+        .map_err(|e| format!("gRPC server: {e}"))
 }
 
 /// A 404 or 405 that says what is here.
