@@ -47,7 +47,7 @@ fn probe_peers(root: &Path) {
         ("redis", !runs(Path::new("redis-server"), &["--version"])),
         ("node_oidc", !node || !modules.join("oidc-provider").is_dir()),
         ("node_jose", !node || !modules.join("jose").is_dir()),
-        ("python", !runs(&python, &["-c", "import jwt"])),
+        ("python", !runs(&python, &["-c", "import jwt, grpc"])),
     ];
     for (name, missing) in missing {
         if missing {

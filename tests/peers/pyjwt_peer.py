@@ -2,6 +2,8 @@
 
     python pyjwt_peer.py verify <jwks_url> <aud> <iss> <token>  -> prints the verified claims
     python pyjwt_peer.py mint <alg> <aud> <iss>                 -> prints {"jwks": ..., "token": ...}
+    python pyjwt_peer.py mint-set <alg> <aud> <iss>             -> the same, and "expired" and
+                                                                   "wrong_audience" tokens by the same key
 """
 import json
 import sys
@@ -20,7 +22,7 @@ def verify(jwks_url, audience, issuer, token):
     print(json.dumps(claims))
 
 
-def mint(alg, audience, issuer):
+def mint(alg, audience, issuer, hostile=False):
     if alg in ("RS256", "PS256"):
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         algorithm = jwt.algorithms.RSAAlgorithm if alg == "RS256" else jwt.algorithms.RSAPSSAlgorithm
@@ -37,10 +39,20 @@ def mint(alg, audience, issuer):
     jwk["kid"] = jwt.PyJWK(jwk).key_id or f"pyjwt-{uuid.uuid4().hex[:8]}"
     now = int(time.time())
     claims = {"iss": issuer, "sub": "pyjwt-client", "aud": audience, "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
-    token = jwt.encode(claims, private, algorithm=alg, headers={"kid": jwk["kid"], "typ": "JWT"})
-    print(json.dumps({"jwks": {"keys": [jwk]}, "token": token}))
+    headers = {"kid": jwk["kid"], "typ": "JWT"}
+    out = {"jwks": {"keys": [jwk]}, "token": jwt.encode(claims, private, algorithm=alg, headers=headers)}
+    if hostile:
+        expired = dict(claims, iat=now - 900, exp=now - 600, jti=uuid.uuid4().hex)
+        elsewhere = dict(claims, aud="https://elsewhere.internal", jti=uuid.uuid4().hex)
+        out["expired"] = jwt.encode(expired, private, algorithm=alg, headers=headers)
+        out["wrong_audience"] = jwt.encode(elsewhere, private, algorithm=alg, headers=headers)
+    print(json.dumps(out))
+
+
+def mint_set(alg, audience, issuer):
+    mint(alg, audience, issuer, hostile=True)
 
 
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    {"verify": verify, "mint": mint}[mode](*args)
+    {"verify": verify, "mint": mint, "mint-set": mint_set}[mode](*args)

@@ -31,7 +31,7 @@ pub use examples::{Example, example_binaries};
 pub use oidc::{OidcProvider, private_key_jwt_client, secret_client};
 pub use redis::RedisServer;
 pub use servers::{JsonServer, MockAuthorizationServer, serve};
-pub use tls::{Pki, mtls_server};
+pub use tls::{PemFiles, Pki, mtls_server};
 
 /// The token-exchange grant type (RFC 8693).
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -110,4 +110,37 @@ pub fn node_with(package: &str) -> Option<PathBuf> {
     } else {
         skip_or_fail(&format!("node with tests/peers/node_modules/{package}"))
     }
+}
+
+/// The Python of the peer environment (PyJWT, grpcio):
+/// `SVCAUTH_PEER_PYTHON`, else the venv `cargo xtask test` makes.
+pub fn python() -> Option<PathBuf> {
+    let python = std::env::var_os("SVCAUTH_PEER_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/peers/venv/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "import jwt, grpc"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        Some(python)
+    } else {
+        skip_or_fail("a Python with PyJWT and grpcio")
+    }
+}
+
+/// Runs `program script args...` in `tests/peers`; its stdout as JSON.
+pub fn run_peer(program: &std::path::Path, script: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(program)
+        .arg(script)
+        .args(args)
+        .current_dir(peers_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a peer prints JSON")
 }

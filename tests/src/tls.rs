@@ -47,6 +47,38 @@ impl Pki {
     }
 }
 
+/// PEM files (certificates and keys for the examples' flags) in a
+/// directory of their own, removed on drop.
+#[derive(Debug)]
+pub struct PemFiles(std::path::PathBuf);
+
+impl PemFiles {
+    /// A new, empty directory under the system's temporary directory.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "svcauth-tls-{}-{}",
+            std::process::id(),
+            crate::free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        PemFiles(dir)
+    }
+
+    /// Writes `text` to `name` in the directory; its path.
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("temporary file");
+        path.to_str().expect("UTF-8 temporary path").to_owned()
+    }
+}
+
+impl Drop for PemFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// `app` over TLS on a free loopback port, with a certificate for
 /// `localhost` from `pki`, refusing clients without a certificate from the
 /// same CA.

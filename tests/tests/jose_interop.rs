@@ -8,17 +8,15 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::{Method, Request, StatusCode, Uri};
-use serde_json::Value;
 use svcauth_core::{Algorithm, RequestBinding};
 use svcauth_jwks::{JwksService, KeyRing, KeySet, KeySource, SigningKey};
 use svcauth_sign::{SelfSigned, TokenRequest};
-use svcauth_tests::{node_with, peers_dir, root, skip_or_fail};
+use svcauth_tests::{node_with, python, root, run_peer};
 use svcauth_verify::{Caller, Verifier, VerifyLayer};
 use tower::ServiceExt;
 
@@ -30,40 +28,9 @@ const ALGS: [Algorithm; 4] = [
 ];
 const AUD: &str = "https://b.internal";
 
-/// The Python with PyJWT: `SVCAUTH_PEER_PYTHON`, else the venv xtask makes.
-fn python() -> Option<PathBuf> {
-    let python = std::env::var_os("SVCAUTH_PEER_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/peers/venv/bin/python"));
-    let ok = Command::new(&python)
-        .args(["-c", "import jwt"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        Some(python)
-    } else {
-        skip_or_fail("a Python with PyJWT")
-    }
-}
-
 /// node, with jose installed in tests/peers.
 fn node() -> Option<PathBuf> {
     node_with("jose")
-}
-
-fn run(program: &PathBuf, script: &str, args: &[&str]) -> Value {
-    let out = Command::new(program)
-        .arg(script)
-        .args(args)
-        .current_dir(peers_dir())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 async fn serve(ring: &KeyRing) -> String {
@@ -98,7 +65,7 @@ async fn svcauth_tokens_verify_with_pyjwt_and_jose_through_the_published_jwks() 
         let (jwks2, iss2, token2) = (jwks.clone(), iss.clone(), token.as_str().to_owned());
         let python = python.clone();
         let by_pyjwt = tokio::task::spawn_blocking(move || {
-            run(
+            run_peer(
                 &python,
                 "pyjwt_peer.py",
                 &["verify", &jwks2, AUD, &iss2, &token2],
@@ -115,7 +82,7 @@ async fn svcauth_tokens_verify_with_pyjwt_and_jose_through_the_published_jwks() 
             node.clone(),
         );
         let by_jose = tokio::task::spawn_blocking(move || {
-            run(
+            run_peer(
                 &node,
                 "jose_peer.mjs",
                 &["verify", &jwks2, AUD, &iss2, &token2],
@@ -143,7 +110,7 @@ async fn pyjwt_and_jose_tokens_verify_with_the_svcauth_layer() {
             ("jose", &node, "jose_peer.mjs"),
         ] {
             let iss = format!("https://{peer}.internal");
-            let minted = run(program, script, &["mint", alg.as_str(), AUD, &iss]);
+            let minted = run_peer(program, script, &["mint", alg.as_str(), AUD, &iss]);
             let keys = KeySet::from_jwks(minted["jwks"].to_string().as_bytes(), 65536).unwrap();
             assert!(
                 keys.skipped().is_empty(),
@@ -185,7 +152,7 @@ async fn http_body_util_collect(body: Body) -> String {
 #[test]
 fn protocol_binding_example_is_reproduced_byte_for_byte_by_python() {
     let Some(python) = python() else { return };
-    let by_python = run(&python, "binding_example.py", &[]);
+    let by_python = run_peer(&python, "binding_example.py", &[]);
     let uri: Uri = "https://Service-B.internal:443/v1/orders?dry_run=1"
         .parse()
         .unwrap();

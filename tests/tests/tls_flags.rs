@@ -4,7 +4,7 @@
 //! server that demands one. Certificates come from a CA made here.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -13,37 +13,10 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use svcauth_core::Algorithm;
 use svcauth_jwks::SigningKey;
-use svcauth_tests::{Example, Pki, free_port, mtls_server};
+use svcauth_tests::{Example, PemFiles, Pki, free_port, mtls_server};
 
 const A: &str = "https://a.internal";
 const B: &str = "https://b.internal";
-
-/// PEM files in a directory of their own, removed on drop.
-struct Files(PathBuf);
-
-impl Files {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "svcauth-tls-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Files(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Waits until `https://localhost:<port>/healthz` answers through `client`.
 async fn wait_https(client: &reqwest::Client, port: u16) -> Value {
@@ -72,7 +45,7 @@ fn trusting(ca: &Path) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_b_serves_https_and_service_a_trusts_the_private_ca() {
-    let (pki, files) = (Pki::new(), Files::new());
+    let (pki, files) = (Pki::new(), PemFiles::new());
     let ca = files.write("ca.pem", &pki.ca.pem());
     let (cert, key) = pki.issue("localhost");
     let (cert, key) = (
@@ -132,7 +105,7 @@ async fn service_b_serves_https_and_service_a_trusts_the_private_ca() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_b_presents_a_client_certificate_to_an_mtls_jwks() {
-    let (pki, files) = (Pki::new(), Files::new());
+    let (pki, files) = (Pki::new(), PemFiles::new());
     let ca = files.write("ca.pem", &pki.ca.pem());
     let (cert, key) = pki.issue("service-b.internal");
     let (cert, key) = (

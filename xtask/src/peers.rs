@@ -58,7 +58,7 @@ pub(crate) fn venv(root: &std::path::Path) -> std::path::PathBuf {
     root.join("target").join("peers").join("venv")
 }
 
-/// Creates the Python venv with PyJWT and runs `npm ci` for node's jose,
+/// Creates the Python venv with PyJWT and grpcio and runs `npm ci` for node's jose,
 /// when they are missing or out of date. Returns the venv's python.
 pub(crate) fn install_jose_stacks(root: &std::path::Path) -> Result<std::path::PathBuf, String> {
     let run =
@@ -82,7 +82,7 @@ pub(crate) fn install_jose_stacks(root: &std::path::Path) -> Result<std::path::P
     let stamp = venv.join("installed-requirements.txt");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(requirements.as_str()) {
         eprintln!(
-            "==> creating the Python peer environment (PyJWT) in {}",
+            "==> creating the Python peer environment (PyJWT, grpcio) in {}",
             venv.display()
         );
         run(
