@@ -29,10 +29,12 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, InvalidAuthoriz
         .map_err(|_| InvalidAuthorization)
 }
 
-/// The raw bytes of the bearer token, unchecked, or `None` whenever
-/// [`bearer_token`] would not give a token. For exact-match lookups of
-/// tokens already verified (which are ASCII), where validating the bytes
-/// again would only cost time; anything else must use [`bearer_token`].
+/// The raw bytes of the bearer token, unchecked: what [`bearer_token`]
+/// gives, as bytes, and also the bytes of a single `Bearer` header that is
+/// not ASCII (which [`bearer_token`] refuses); `None` in every other case.
+/// For exact-match lookups of tokens already verified (which are ASCII, so
+/// such bytes never match), where validating the bytes again would only
+/// cost time; anything else must use [`bearer_token`].
 pub fn bearer_token_bytes(headers: &HeaderMap) -> Option<&[u8]> {
     split_bearer(single_authorization(headers).ok()??).ok()?
 }

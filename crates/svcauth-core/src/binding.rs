@@ -126,6 +126,17 @@ pub fn htu(scheme: &str, authority: &str, path: &str) -> Result<String, BindingE
     if authority.ends_with(default_port) {
         authority.truncate(authority.len() - default_port.len());
     }
+    // A host is required: `http://:80/` would normalise to `http:///`,
+    // which is no URI (found by fuzzing).
+    let host = match authority.strip_prefix('[') {
+        Some(_) => authority.as_str(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority.as_str(), |(host, _)| host),
+    };
+    if host.is_empty() {
+        return Err(BindingError::BadAuthority);
+    }
     // Only the path: whatever follows `?` or `#` is not part of htu.
     let path = path.split(['?', '#']).next().unwrap_or("");
     let path = if path.is_empty() { "/" } else { path };
@@ -166,6 +177,10 @@ mod tests {
         assert_eq!(htu("ftp", "b", "/"), Err(BindingError::UnsupportedScheme));
         assert_eq!(htu("https", "u:p@b", "/"), Err(BindingError::BadAuthority));
         assert_eq!(htu("https", "", "/"), Err(BindingError::BadAuthority));
+        // Fuzzing found these: a port and no host normalised to `http:///`.
+        assert_eq!(htu("http", ":80", "/a"), Err(BindingError::BadAuthority));
+        assert_eq!(htu("https", ":8443", "/a"), Err(BindingError::BadAuthority));
+        assert_eq!(htu("http", "[::1]:80", "/").unwrap(), "http://[::1]/");
         let rel: Uri = "/only/path".parse().unwrap();
         assert_eq!(
             RequestBinding::for_request(&Method::GET, &rel, b""),

@@ -341,33 +341,55 @@ impl StsClient {
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<Token, SignError> {
-        #[derive(Deserialize)]
-        struct TokenResponse {
-            access_token: String,
-            #[serde(default)]
-            token_type: Option<String>,
-            #[serde(default)]
-            expires_in: Option<u64>,
-        }
-        let response: TokenResponse = serde_json::from_slice(bytes)
-            .map_err(|e| SignError::TokenResponse(format!("not a token response: {e}")))?;
-        if let Some(kind) = &response.token_type
-            && !kind.eq_ignore_ascii_case("bearer")
-            && kind != "N_A"
-        {
-            return Err(SignError::TokenResponse(format!(
-                "token_type {kind:?} is not Bearer"
-            )));
-        }
-        let now = self.clock.now_secs();
-        // Without expires_in, the JWT's own exp (read, not trusted: only to
-        // know when to ask again), else a conservative minute.
-        let expires_at = match response.expires_in {
-            Some(secs) => now + secs,
-            None => jwt_exp(&response.access_token).unwrap_or(now + 60),
-        };
-        Token::new(&response.access_token, now, expires_at)
+        token_response(bytes, self.clock.now_secs())
     }
+}
+
+/// A token endpoint's JSON answer (RFC 6749 §5.1) received at `now`: the
+/// token, and when to ask again.
+pub(crate) fn token_response(bytes: &[u8], now: u64) -> Result<Token, SignError> {
+    #[derive(Deserialize)]
+    struct TokenResponse {
+        access_token: String,
+        #[serde(default)]
+        token_type: Option<String>,
+        #[serde(default)]
+        expires_in: Option<u64>,
+    }
+    // JSON is UTF-8 (RFC 8259 §8.1). serde_json skips the members it
+    // ignores without checking them, so check the whole text first (found
+    // by fuzzing: invalid bytes in an ignored member were accepted).
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| SignError::TokenResponse("not UTF-8".into()))?;
+    // One JSON object with no member named twice: serde reads an array as
+    // the struct's fields in order, and keeps one of two `access_token`s
+    // (both found by fuzzing).
+    svcauth_core::jws::check_json_object(bytes)
+        .map_err(|e| SignError::TokenResponse(format!("not a token response: {e}")))?;
+    let response: TokenResponse = serde_json::from_str(text)
+        .map_err(|e| SignError::TokenResponse(format!("not a token response: {e}")))?;
+    if let Some(kind) = &response.token_type
+        && !kind.eq_ignore_ascii_case("bearer")
+        && kind != "N_A"
+    {
+        return Err(SignError::TokenResponse(format!(
+            "token_type {kind:?} is not Bearer"
+        )));
+    }
+    // Without expires_in, the JWT's own exp (read, not trusted: only to
+    // know when to ask again), else a conservative minute.
+    let expires_at = match response.expires_in {
+        Some(secs) => now.saturating_add(secs),
+        None => jwt_exp(&response.access_token).unwrap_or(now + 60),
+    };
+    // A token that is already expired would only be asked for again at
+    // once, in a loop (found by fuzzing: a JWT whose own exp has passed).
+    if expires_at <= now {
+        return Err(SignError::TokenResponse(
+            "the token has already expired".into(),
+        ));
+    }
+    Token::new(&response.access_token, now, expires_at)
 }
 
 /// An endpoint URL: https, or http to loopback.
@@ -422,5 +444,40 @@ impl fmt::Debug for StsClient {
             .field("auth", &self.auth)
             .field("audience_parameter", &self.audience_parameter)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_response_must_be_utf8_throughout() {
+        let ok = br#"{"access_token":"a.b.c","token_type":"Bearer","expires_in":60,"x":"\u00e9"}"#;
+        assert_eq!(token_response(ok, 100).unwrap().expires_at(), 160);
+        let long = br#"{"access_token":"a","expires_in":18446744073709551615}"#;
+        assert_eq!(token_response(long, 100).unwrap().expires_at(), u64::MAX);
+        // Fuzzing found it: invalid UTF-8 inside a member we ignore was
+        // accepted, because serde_json skips ignored members unchecked.
+        let mut bad = br#"{"access_token":"a.b.c","issued_token_type":"urn"#.to_vec();
+        bad.extend_from_slice(&[0x96, 0xff]);
+        bad.extend_from_slice(br#"","token_type":"N_A"}"#);
+        assert!(matches!(
+            token_response(&bad, 100),
+            Err(SignError::TokenResponse(_))
+        ));
+        // And a token a Bearer header cannot carry as it is (RFC 6750
+        // b64token): non-ASCII, spaces, empty.
+        for body in [
+            &br#"["a.b.c"]"#[..],
+            br#"{"access_token":"a","access_token":"b"}"#,
+            br#"{"access_token":"a","expires_in":0}"#,
+        ] {
+            assert!(token_response(body, 100).is_err(), "{body:?}");
+        }
+        for token in ["a.bι.c", "a b", "", "==", "a\"b"] {
+            let body = serde_json::json!({ "access_token": token }).to_string();
+            assert!(token_response(body.as_bytes(), 100).is_err(), "{token:?}");
+        }
     }
 }

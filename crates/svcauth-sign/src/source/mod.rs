@@ -35,8 +35,22 @@ pub struct Token {
 
 impl Token {
     /// A token valid from `issued_at` to `expires_at` (seconds since the
-    /// Unix epoch).
+    /// Unix epoch). The token must have RFC 6750's `b64token` syntax (what
+    /// `Authorization: Bearer` can carry unchanged): letters, digits,
+    /// `-._~+/`, then `=` padding.
     pub fn new(token: &str, issued_at: u64, expires_at: u64) -> Result<Self, SignError> {
+        // Fuzzing found that a header value takes bytes over 0x7f, so a
+        // token with them went out as it came, and `as_str` gave "".
+        let body = token.trim_end_matches('=');
+        let b64token = !body.is_empty()
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+        if !b64token {
+            return Err(SignError::TokenResponse(
+                "the token is not an RFC 6750 b64token".into(),
+            ));
+        }
         let mut header = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
             SignError::TokenResponse("the token has characters a header cannot carry".into())
         })?;
