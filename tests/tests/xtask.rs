@@ -26,7 +26,7 @@ fn every_task_answers_help_and_a_wrong_flag_gets_the_usage() {
     let top = xtask(&["--help"]);
     let text = String::from_utf8_lossy(&top.stdout);
     assert!(top.status.success(), "{text}");
-    for task in ["test", "keygen", "demo", "tidy", "bench"] {
+    for task in ["test", "keygen", "demo", "tidy", "bench", "fuzz"] {
         assert!(text.contains(task), "{task} is listed: {text}");
         let help = xtask(&[task, "--help"]);
         let out = String::from_utf8_lossy(&help.stdout);
@@ -35,10 +35,14 @@ fn every_task_answers_help_and_a_wrong_flag_gets_the_usage() {
     }
     assert!(String::from_utf8_lossy(&xtask(&["bench", "--help"]).stdout).contains("--quick"));
     assert!(String::from_utf8_lossy(&xtask(&["keygen", "--help"]).stdout).contains("--alg"));
+    assert!(String::from_utf8_lossy(&xtask(&["fuzz", "--help"]).stdout).contains("--report"));
 
     for wrong in [
         &["bench", "--quik"][..],
         &["keygen", "--alg"],
+        // --seeds writes corpora and runs nothing; --runs only counts for --report.
+        &["fuzz", "--seeds", "--report"],
+        &["fuzz", "--runs", "5"],
         &["tset"],
         &[],
     ] {

@@ -1,5 +1,5 @@
 //! Project chores: `cargo xtask test`, `cargo xtask keygen`, `cargo xtask demo`,
-//! `cargo xtask bench`.
+//! `cargo xtask bench`, `cargo xtask fuzz`.
 //!
 //! One binary, one module per task; cargo is run through `$CARGO` from the
 //! workspace root.
@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod demo;
+mod fuzz;
 mod keygen;
 mod peers;
 mod tidy;
@@ -24,8 +25,9 @@ struct Cli {
 #[derive(clap::Subcommand)]
 enum Task {
     /// Formatting check, tidy, clippy -D warnings, docs without warnings, all
-    /// tests and doc tests, as CI runs them (installs redis-server, PyJWT
-    /// and the node peers when missing).
+    /// tests and doc tests, and a few seconds of every fuzz target, as CI
+    /// runs them (installs redis-server, PyJWT, grpcio, the node peers and
+    /// cargo-fuzz when missing).
     Test,
     /// Writes a new PKCS#8 private key PEM and prints its public JWK and kid.
     Keygen(keygen::Args),
@@ -35,6 +37,9 @@ enum Task {
     /// Source files under 500 lines (or a reason), no unused dependencies,
     /// workspace lints everywhere; part of `test`.
     Tidy,
+    /// Runs the fuzz targets of fuzz/ (each parser of untrusted input), writes
+    /// their seed corpora, or with --report writes RELIABILITY.md.
+    Fuzz(fuzz::Args),
     /// Runs the benchmarks and writes BENCHMARKS.md.
     Bench {
         /// A smoke check: short measurements, under 3 minutes once built.
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         Task::Demo => demo::run(&root()),
         Task::Tidy => tidy::run(&root()),
         Task::Bench { quick } => bench::run(&root(), quick),
+        Task::Fuzz(args) => fuzz::run(&root(), args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,6 +101,7 @@ fn test() -> Result<(), String> {
         ("SVCAUTH_PEER_PYTHON", python.to_string_lossy().into_owned()),
     ];
     cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"])?;
     eprintln!("\n==> cargo xtask tidy");
     tidy::run(&root())?;
     cargo(&[
@@ -123,7 +130,14 @@ fn test() -> Result<(), String> {
     }
     let mut totals = Totals::default();
     let result = cargo_test(&["test", "--workspace", "--all-targets"], &env, &mut totals)
-        .and_then(|()| cargo_test(&["test", "--workspace", "--doc"], &env, &mut totals));
+        .and_then(|()| cargo_test(&["test", "--workspace", "--doc"], &env, &mut totals))
+        .and_then(|()| {
+            eprintln!(
+                "\n==> every fuzz target for {} s over its corpus",
+                fuzz::SMOKE_SECS
+            );
+            fuzz::smoke(&root())
+        });
     println!(
         "\nxtask test: {} passed, {} failed",
         totals.passed, totals.failed

@@ -307,7 +307,7 @@ impl Gateway {
                 let claims = introspection::read(
                     response,
                     jwt.as_ref(),
-                    sts,
+                    sts.client_id(),
                     audience.as_deref(),
                     now / 1000,
                 )

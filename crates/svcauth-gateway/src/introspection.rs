@@ -86,15 +86,21 @@ pub(crate) async fn ask(
         "application/json"
     };
     let answer = sts.post(endpoint, &form, accept).await?;
-    if answer
-        .content_type
-        .starts_with("application/token-introspection+jwt")
-    {
-        String::from_utf8(answer.body.to_vec())
+    classify(&answer.content_type, &answer.body)
+}
+
+/// An introspection answer's body, by its content type: a signed RFC 9701
+/// answer, or plain JSON.
+pub(crate) fn classify(
+    content_type: &str,
+    body: &[u8],
+) -> Result<IntrospectionResponse, SignError> {
+    if content_type.starts_with("application/token-introspection+jwt") {
+        String::from_utf8(body.to_vec())
             .map(|jwt| IntrospectionResponse::Jwt(jwt.trim().to_owned()))
             .map_err(|_| SignError::TokenResponse("not UTF-8".into()))
     } else {
-        serde_json::from_slice(&answer.body)
+        serde_json::from_slice(body)
             .map(IntrospectionResponse::Json)
             .map_err(|e| SignError::TokenResponse(format!("not an introspection response: {e}")))
     }
@@ -104,14 +110,14 @@ pub(crate) async fn ask(
 pub(crate) async fn read(
     response: IntrospectionResponse,
     jwt: Option<&(String, KeySource)>,
-    sts: &StsClient,
+    client_id: &str,
     audience: Option<&str>,
     now: u64,
 ) -> Result<Introspected, SwapError> {
     let answer = match (response, jwt) {
         (IntrospectionResponse::Json(map), None) => map,
         (IntrospectionResponse::Jwt(token), Some((issuer, keys))) => {
-            verify_jwt(&token, issuer, keys, sts.client_id(), now).await?
+            verify_jwt(&token, issuer, keys, client_id, now).await?
         }
         (IntrospectionResponse::Json(_), Some(_)) => {
             return Err(SwapError::Server(

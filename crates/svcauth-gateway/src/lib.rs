@@ -127,3 +127,31 @@ pub use layer::PhantomTokenLayer;
 pub use metrics::GatewayMetrics;
 pub use response::Rejection;
 pub use service::PhantomToken;
+
+/// Entry points for the fuzz targets (`fuzz/`), built only by cargo-fuzz
+/// (`--cfg fuzzing`): parsers that are otherwise reached only over HTTP.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use svcauth_jwks::KeySource;
+
+    /// An introspection answer (`content_type`, `body`) as the gateway reads
+    /// it: signed (RFC 9701, from `jwt_issuer` with `keys`) when `keys` is
+    /// given, else plain JSON; for client `client_id`, checked against
+    /// `audience` at `now`. The usable claims, or why not.
+    pub async fn introspection(
+        content_type: &str,
+        body: &[u8],
+        jwt: Option<(String, KeySource)>,
+        client_id: &str,
+        audience: Option<&str>,
+        now: u64,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let response =
+            crate::introspection::classify(content_type, body).map_err(|e| e.to_string())?;
+        crate::introspection::read(response, jwt.as_ref(), client_id, audience, now)
+            .await
+            .map(|claims| claims.claims().clone())
+            .map_err(|e| e.to_string())
+    }
+}

@@ -61,3 +61,27 @@ pub use public_key::{Jwk, MAX_RSA_BITS, MIN_RSA_BITS, PublicKeyMaterial};
 pub use publish::JwksService;
 pub use signing_key::{SigningKey, generate_pkcs8_pem};
 pub use source::{KeyLookup, KeySource, KeySourceStats, RemoteBuilder, http_client_builder};
+
+/// Entry points for the fuzz targets (`fuzz/`), built only by cargo-fuzz
+/// (`--cfg fuzzing`): parsers that are otherwise reached only over HTTP.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The `jwks_uri` an OpenID discovery document yields for `issuer`,
+    /// fetched from `discovery_url`.
+    pub fn discovery(
+        body: &[u8],
+        issuer: &str,
+        discovery_url: &url::Url,
+        allow_insecure_http: bool,
+    ) -> Result<url::Url, String> {
+        crate::source::remote::discovered_jwks_uri(
+            body,
+            issuer,
+            discovery_url,
+            allow_insecure_http,
+            &[],
+        )
+        .map_err(|e| e.to_string())
+    }
+}

@@ -94,6 +94,17 @@ pub use source::{
 };
 pub use sts::{AudienceParameter, ClientAuth, MAX_RESPONSE_BYTES, StsAnswer, StsClient};
 
+/// Entry points for the fuzz targets (`fuzz/`), built only by cargo-fuzz
+/// (`--cfg fuzzing`): parsers that are otherwise reached only over HTTP.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// A token endpoint's answer, received at `now`.
+    pub fn token_response(bytes: &[u8], now: u64) -> Result<crate::Token, crate::SignError> {
+        crate::sts::token_response(bytes, now)
+    }
+}
+
 /// The README's snippets, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

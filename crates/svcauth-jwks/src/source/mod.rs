@@ -5,7 +5,7 @@
 mod builder;
 mod facade;
 mod http;
-mod remote;
+pub(crate) mod remote;
 
 use std::fmt;
 use std::path::Path;

@@ -142,29 +142,13 @@ impl Remote {
             Fetched::Body { body, .. } => body,
             Fetched::NotModified { .. } => return Err(bad("unexpected 304".into())),
         };
-        let doc: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let found = doc.get("issuer").and_then(|v| v.as_str()).unwrap_or("");
-        if found != issuer {
-            return Err(FetchError::IssuerMismatch {
-                expected: issuer.clone(),
-                found: found.chars().take(200).collect(),
-            });
-        }
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| bad("no jwks_uri".into()))?;
-        let jwks_uri = Url::parse(jwks_uri).map_err(|_| bad("jwks_uri is not a URL".into()))?;
-        if !http::url_allowed(&jwks_uri, self.config.allow_insecure_http) {
-            return Err(FetchError::InsecureUrl(jwks_uri.to_string()));
-        }
-        let origin = jwks_uri.origin();
-        if origin != discovery_url.origin() && !self.config.jwks_uri_origins.contains(&origin) {
-            return Err(FetchError::JwksUriOrigin {
-                jwks_uri: jwks_uri.as_str().chars().take(200).collect(),
-            });
-        }
+        let jwks_uri = discovered_jwks_uri(
+            &body,
+            issuer,
+            discovery_url,
+            self.config.allow_insecure_http,
+            &self.config.jwks_uri_origins,
+        )?;
         tracing::debug!(issuer = %issuer, jwks_uri = %jwks_uri, "OpenID discovery done");
         *self
             .discovered
@@ -372,6 +356,48 @@ async fn refresher(weak: Weak<Inner>) {
             let _ = remote.fetch(&source, true).await;
         }
     }
+}
+
+/// The `jwks_uri` of an OpenID discovery document `body` fetched from
+/// `discovery_url` for `issuer`: the document must name exactly that
+/// issuer, and the `jwks_uri` must be https (or http to loopback, or any
+/// http with `allow_insecure_http`) on the discovery document's origin or
+/// one of `extra_origins`.
+pub(crate) fn discovered_jwks_uri(
+    body: &[u8],
+    issuer: &str,
+    discovery_url: &Url,
+    allow_insecure_http: bool,
+    extra_origins: &[url::Origin],
+) -> Result<Url, FetchError> {
+    let bad = |message: String| FetchError::Discovery {
+        url: discovery_url.to_string(),
+        message,
+    };
+    let doc: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let found = doc.get("issuer").and_then(|v| v.as_str()).unwrap_or("");
+    if found != issuer {
+        return Err(FetchError::IssuerMismatch {
+            expected: issuer.to_owned(),
+            found: found.chars().take(200).collect(),
+        });
+    }
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| bad("no jwks_uri".into()))?;
+    let jwks_uri = Url::parse(jwks_uri).map_err(|_| bad("jwks_uri is not a URL".into()))?;
+    if !http::url_allowed(&jwks_uri, allow_insecure_http) {
+        return Err(FetchError::InsecureUrl(jwks_uri.to_string()));
+    }
+    let origin = jwks_uri.origin();
+    if origin != discovery_url.origin() && !extra_origins.contains(&origin) {
+        return Err(FetchError::JwksUriOrigin {
+            jwks_uri: jwks_uri.as_str().chars().take(200).collect(),
+        });
+    }
+    Ok(jwks_uri)
 }
 
 #[cfg(test)]

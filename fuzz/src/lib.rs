@@ -1,0 +1,178 @@
+//! What the fuzz targets share: fixed keys (test keys, committed, so a
+//! crash found with a signed input reproduces), a verifier at a fixed
+//! time, a runtime for the async parsers, and the seed corpora.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{Value, json};
+use svcauth_core::{Algorithm, ManualClock, b64};
+use svcauth_jwks::{KeySet, KeySource, SigningKey};
+use svcauth_verify::Verifier;
+
+/// The time every target runs at (seconds since the epoch).
+pub const NOW: u64 = 1_800_000_000;
+/// The issuer the verifier trusts.
+pub const ISSUER: &str = "https://a.internal";
+/// The verifier's audience.
+pub const AUDIENCE: &str = "https://b.internal";
+
+const PEMS: [(&str, Algorithm); 3] = [
+    (include_str!("../keys/ed25519.pem"), Algorithm::EdDSA),
+    (include_str!("../keys/es256.pem"), Algorithm::ES256),
+    (include_str!("../keys/rs256.pem"), Algorithm::RS256),
+];
+
+/// The issuer's keys: EdDSA, ES256, RS256.
+pub fn keys() -> &'static [SigningKey] {
+    static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        PEMS.iter()
+            .map(|(pem, alg)| SigningKey::from_pkcs8_pem(pem, Some(*alg)).expect("fuzz key"))
+            .collect()
+    })
+}
+
+/// The issuer's JWKS document.
+pub fn jwks() -> Value {
+    json!({ "keys": keys().iter().map(|k| k.public_jwk()).collect::<Vec<_>>() })
+}
+
+/// The issuer's keys as a fixed key source.
+pub fn key_source() -> KeySource {
+    KeySource::fixed(KeySet::from_jwks(jwks().to_string().as_bytes(), 1 << 20).expect("fuzz JWKS"))
+}
+
+/// A verifier for [`AUDIENCE`] trusting [`ISSUER`], standing at [`NOW`].
+pub fn verifier() -> &'static Verifier {
+    static VERIFIER: OnceLock<Verifier> = OnceLock::new();
+    VERIFIER.get_or_init(|| {
+        Verifier::builder(AUDIENCE)
+            .trust(ISSUER, key_source())
+            .clock(Arc::new(ManualClock::at_secs(NOW)))
+            .build()
+            .expect("fuzz verifier")
+    })
+}
+
+/// Runs `future` to completion on a runtime without I/O or timers (the
+/// parsers under test never wait on either).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("fuzz runtime")
+        })
+        .block_on(future)
+}
+
+/// A compact JWS of `header` and `claims` signed by `key`.
+pub fn token(key: &SigningKey, header: &Value, claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.to_string()),
+        b64::encode(claims.to_string())
+    );
+    format!(
+        "{input}.{}",
+        b64::encode(key.sign(input.as_bytes()).expect("fuzz sign"))
+    )
+}
+
+/// Service tokens the verifier accepts, one per key, bound and unbound.
+pub fn valid_tokens() -> Vec<String> {
+    let mut out = Vec::new();
+    for key in keys() {
+        let header = json!({ "alg": key.algorithm().as_str(), "typ": "JWT", "kid": key.kid() });
+        let claims = json!({ "iss": ISSUER, "sub": ISSUER, "aud": AUDIENCE, "iat": NOW - 10,
+            "exp": NOW + 290, "jti": format!("seed-{}", key.kid()) });
+        out.push(token(key, &header, &claims));
+        let bound = json!({ "iss": ISSUER, "sub": ISSUER, "aud": [AUDIENCE, "https://c.internal"],
+            "iat": NOW, "exp": NOW + 60, "jti": "bound-1", "htm": "POST",
+            "htu": "https://b.internal/echo", "body_sha256": svcauth_core::body_sha256(b"hello"),
+            "act": { "sub": "https://gateway.internal" }, "scope": "read write" });
+        out.push(token(key, &header, &bound));
+    }
+    out
+}
+
+/// The seed corpora: (target, file name, contents).
+pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    let mut add = |target: &'static str, name: &str, bytes: Vec<u8>| {
+        seeds.push((target, name.to_owned(), bytes));
+    };
+    for (i, token) in valid_tokens().into_iter().enumerate() {
+        add("jws", &format!("token-{i}"), token.clone().into_bytes());
+        add("verify", &format!("token-{i}"), token.clone().into_bytes());
+        add(
+            "authorization",
+            &format!("bearer-{i}"),
+            format!("Bearer {token}").into_bytes(),
+        );
+    }
+    add("authorization", "lowercase", b"bearer abc.def.ghi".to_vec());
+    add(
+        "authorization",
+        "two-headers",
+        b"Bearer a.b.c\nBearer d.e.f".to_vec(),
+    );
+    add("jwks", "issuer", jwks().to_string().into_bytes());
+    add("jwks", "mixed", br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"h"},{"kty":"EC","crv":"P-256","kid":"e","x":"AAAA","y":"BBBB"},{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB","use":"enc"}]}"#.to_vec());
+    add(
+        "discovery",
+        "oidc-provider",
+        json!({ "issuer": ISSUER, "jwks_uri": "https://a.internal/jwks",
+        "token_endpoint": "https://a.internal/token", "response_types_supported": ["code"] })
+        .to_string()
+        .into_bytes(),
+    );
+    add(
+        "discovery",
+        "other-origin",
+        json!({ "issuer": ISSUER, "jwks_uri": "https://evil.example/jwks" })
+            .to_string()
+            .into_bytes(),
+    );
+    add(
+        "token_response",
+        "bearer",
+        json!({ "access_token": valid_tokens()[0], "token_type": "Bearer", "expires_in": 300 })
+            .to_string()
+            .into_bytes(),
+    );
+    add(
+        "token_response",
+        "exchange",
+        json!({ "access_token": valid_tokens()[1], "token_type": "N_A",
+        "issued_token_type": "urn:ietf:params:oauth:token-type:jwt" })
+        .to_string()
+        .into_bytes(),
+    );
+    add("introspection", "json-active", [&[0u8][..], json!({ "active": true, "sub": "user-1", "client_id": "web",
+        "scope": "read", "exp": NOW + 60, "aud": "https://api.internal", "token_type": "access_token" }).to_string().as_bytes()].concat());
+    let key = &keys()[1];
+    let answer = token(
+        key,
+        &json!({ "alg": "ES256", "typ": "token-introspection+jwt", "kid": key.kid() }),
+        &json!({ "iss": ISSUER, "aud": "gateway", "iat": NOW, "token_introspection": { "active": true,
+            "sub": "user-1", "exp": NOW + 60 } }),
+    );
+    add(
+        "introspection",
+        "jwt-active",
+        [&[1u8][..], answer.as_bytes()].concat(),
+    );
+    add(
+        "binding",
+        "post",
+        b"POST\nhttps://b.internal:443/echo?x=1&y=%20\nhello".to_vec(),
+    );
+    add(
+        "binding",
+        "ipv6",
+        b"GET\nhttp://[::1]:8080/a/../b/./c\n".to_vec(),
+    );
+    seeds
+}
