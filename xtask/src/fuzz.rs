@@ -23,7 +23,7 @@ pub(crate) struct Args {
     /// Seconds each target runs.
     #[arg(long, default_value_t = 60)]
     secs: u64,
-    /// Write the seed corpora (fuzz/corpus/<target>/seed-*) and stop.
+    /// Write the seed corpora (`fuzz/corpus/TARGET/seed-*`) and stop.
     #[arg(long, conflicts_with_all = ["report", "target"])]
     seeds: bool,
     /// Run every target for --runs executions and write RELIABILITY.md.
@@ -156,19 +156,10 @@ fn build(fuzz: &Path) -> Result<(), String> {
     cargo_in(fuzz, &["fuzz", "build", "-s", "none"])
 }
 
+/// `cargo args` in `dir`, announced.
 fn cargo_in(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("\n==> (cd {}; cargo {})", dir.display(), args.join(" "));
-    let status = Command::new(&cargo)
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .map_err(|e| format!("could not run {cargo}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
-    }
+    crate::cargo_in(dir, args)
 }
 
 /// Runs `targets` with libFuzzer's `limit`, as many at once as there are
