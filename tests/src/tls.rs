@@ -65,6 +65,18 @@ impl PemFiles {
         PemFiles(dir)
     }
 
+    /// The files of a TLS server on `localhost`: `ca.pem` (`pki`'s CA), and
+    /// `<name>.pem` with `<name>-key.pem` (its certificate and key). Their
+    /// paths, in that order.
+    pub fn localhost_server(&self, pki: &Pki, name: &str) -> (String, String, String) {
+        let (cert, key) = pki.issue("localhost");
+        (
+            self.write("ca.pem", &pki.ca.pem()),
+            self.write(&format!("{name}.pem"), &cert.pem()),
+            self.write(&format!("{name}-key.pem"), &key.serialize_pem()),
+        )
+    }
+
     /// Writes `text` to `name` in the directory; its path.
     pub fn write(&self, name: &str, text: &str) -> String {
         let path = self.0.join(name);

@@ -437,12 +437,7 @@ async fn the_example_pair_speaks_grpc_over_tls_and_refuses_unlisted_callers() {
     // B serves gRPC over TLS with a certificate from a private CA; A trusts
     // that CA (--ca-file) for its signing channel.
     let (pki, files) = (Pki::new(), PemFiles::new());
-    let ca = files.write("ca.pem", &pki.ca.pem());
-    let (cert, key) = pki.issue("localhost");
-    let (cert, key) = (
-        files.write("b.pem", &cert.pem()),
-        files.write("b-key.pem", &key.serialize_pem()),
-    );
+    let (ca, cert, key) = files.localhost_server(&pki, "b");
     let port = free_port();
     let (a, _b) = example_pair(
         &format!("https://localhost:{port}"),

@@ -46,12 +46,7 @@ fn trusting(ca: &Path) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_b_serves_https_and_service_a_trusts_the_private_ca() {
     let (pki, files) = (Pki::new(), PemFiles::new());
-    let ca = files.write("ca.pem", &pki.ca.pem());
-    let (cert, key) = pki.issue("localhost");
-    let (cert, key) = (
-        files.write("b.pem", &cert.pem()),
-        files.write("b-key.pem", &key.serialize_pem()),
-    );
+    let (ca, cert, key) = files.localhost_server(&pki, "b");
 
     let b_port = free_port();
     let call = format!("{B}=https://localhost:{b_port}");

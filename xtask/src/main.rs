@@ -76,11 +76,16 @@ fn root() -> PathBuf {
 }
 
 pub(crate) fn cargo(args: &[&str]) -> Result<(), String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("\n==> cargo {}", args.join(" "));
+    cargo_in(&root(), args)
+}
+
+/// Runs `cargo args` in `dir`; an error names the command.
+pub(crate) fn cargo_in(dir: &std::path::Path, args: &[&str]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(&cargo)
         .args(args)
-        .current_dir(root())
+        .current_dir(dir)
         .status()
         .map_err(|e| format!("could not run {cargo}: {e}"))?;
     if status.success() {
