@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
-use svcauth_core::{Algorithm, ManualClock, b64};
+use svcauth_core::{Algorithm, ManualClock, b64, jws};
 use svcauth_jwks::{KeySet, KeySource, SigningKey};
 use svcauth_verify::Verifier;
 
@@ -69,15 +69,11 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 /// A compact JWS of `header` and `claims` signed by `key`.
 pub fn token(key: &SigningKey, header: &Value, claims: &Value) -> String {
-    let input = format!(
-        "{}.{}",
-        b64::encode(header.to_string()),
-        b64::encode(claims.to_string())
-    );
-    format!(
-        "{input}.{}",
-        b64::encode(key.sign(input.as_bytes()).expect("fuzz sign"))
-    )
+    let header = b64::encode(header.to_string());
+    jws::encode(&header, claims.to_string().as_bytes(), |input| {
+        key.sign(input)
+    })
+    .expect("fuzz sign")
 }
 
 /// Service tokens the verifier accepts, one per key, bound and unbound.

@@ -33,6 +33,24 @@ pub use redis::RedisServer;
 pub use servers::{JsonServer, MockAuthorizationServer, serve};
 pub use tls::{PemFiles, Pki, mtls_server};
 
+/// Seconds since the Unix epoch, by the system clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+/// The claims of a service token from `iss` (also its `sub`) for `aud`,
+/// issued now and valid for five minutes, as JSON bytes to sign
+/// (`SigningKey::sign_jws`).
+pub fn service_claims(iss: &str, aud: &str) -> Vec<u8> {
+    let now = unix_now();
+    serde_json::json!({ "iss": iss, "sub": iss, "aud": aud, "iat": now, "exp": now + 300 })
+        .to_string()
+        .into_bytes()
+}
+
 /// The token-exchange grant type (RFC 8693).
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 

@@ -17,7 +17,7 @@ fn binaries() -> &'static PathBuf {
     svcauth_tests::example_binaries()
 }
 
-use svcauth_tests::{Example, free_port};
+use svcauth_tests::{Example, free_port, unix_now};
 
 async fn start(binary: &str, args: &[String], ready: impl Fn(&Value) -> bool) -> Example {
     Example::start(binary, args, ready).await
@@ -115,13 +115,6 @@ async fn rotate(a: &Example, query: &str) -> (u16, Value) {
 async fn whoami(a: &Example) -> (u16, Value) {
     let (status, body, _) = call(a, &format!("aud={B}&path=/whoami&method=GET"), "").await;
     (status, body)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn mint(key: &SigningKey, claims: Value) -> String {
@@ -267,7 +260,7 @@ async fn service_b_audience_trust_and_allow_caller() {
     let keyed_jwks = format!("{A}={}", keyed.url("/.well-known/jwks.json"));
     let token = mint(
         &key,
-        json!({ "iss": A, "sub": A, "aud": B, "iat": now(), "exp": now() + 300 }),
+        json!({ "iss": A, "sub": A, "aud": B, "iat": unix_now(), "exp": unix_now() + 300 }),
     );
     let bearer = format!("Bearer {token}");
     let get = |b: &Example| send(reqwest::Method::GET, b.url("/whoami"), Some(&bearer), "");
@@ -313,11 +306,11 @@ async fn service_b_leeway_and_max_lifetime() {
     let jwks = format!("{A}={}", a.url("/.well-known/jwks.json"));
     let expired_45s = mint(
         &key,
-        json!({ "iss": A, "sub": A, "aud": B, "iat": now() - 345, "exp": now() - 45 }),
+        json!({ "iss": A, "sub": A, "aud": B, "iat": unix_now() - 345, "exp": unix_now() - 45 }),
     );
     let long_lived = mint(
         &key,
-        json!({ "iss": A, "sub": A, "aud": B, "iat": now(), "exp": now() + 900 }),
+        json!({ "iss": A, "sub": A, "aud": B, "iat": unix_now(), "exp": unix_now() + 900 }),
     );
     let status = async |b: &Example, token: &str| {
         let bearer = format!("Bearer {token}");

@@ -13,16 +13,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use demo_grpc::demo_client::DemoClient;
 use demo_grpc::demo_server::DemoServer;
 use demo_grpc::{CountRequest, Demo, WhoAmIRequest};
 use serde_json::{Value, json};
-use svcauth_core::{Algorithm, b64};
+use svcauth_core::Algorithm;
 use svcauth_jwks::{JwksService, KeyRing, KeySet, KeySource, SigningKey};
 use svcauth_sign::Signer;
-use svcauth_tests::{Example, PemFiles, Pki, free_port, python, run_peer};
+use svcauth_tests::{Example, PemFiles, Pki, free_port, python, run_peer, unix_now};
 use svcauth_verify::{Verifier, VerifyLayer};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
@@ -55,16 +55,7 @@ fn plain_client(addr: SocketAddr) -> DemoClient<Channel> {
 
 /// A token signed by `key` with `claims`, as a peer would mint it.
 fn token(key: &SigningKey, claims: Value) -> String {
-    let header = json!({ "alg": key.algorithm().as_str(), "typ": "JWT", "kid": key.kid() });
-    let input = format!(
-        "{}.{}",
-        b64::encode(header.to_string()),
-        b64::encode(claims.to_string())
-    );
-    format!(
-        "{input}.{}",
-        b64::encode(key.sign(input.as_bytes()).unwrap())
-    )
+    key.sign_jws(claims.to_string().as_bytes()).unwrap()
 }
 
 fn claims(aud: &str, iat: u64, exp: u64) -> Value {
@@ -130,10 +121,7 @@ async fn signed_channel_calls_and_refusals_are_grpc_statuses() {
     assert_eq!(challenge, "Bearer");
 
     let key = ring.signing_key();
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let t = unix_now();
     for (name, bad, expect) in [
         (
             "expired",

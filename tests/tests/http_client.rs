@@ -15,7 +15,7 @@ use svcauth_jwks::{KeyLookup, KeySource, SigningKey, http_client_builder};
 use svcauth_sign::{
     ClientAuth, ClientCredentials, SignError, StsClient, TokenRequest, TokenSource,
 };
-use svcauth_tests::{Pki, mtls_server};
+use svcauth_tests::{Pki, mtls_server, service_claims};
 use svcauth_verify::{ErrorKind, Verifier};
 
 const ISS: &str = "https://a.internal";
@@ -56,17 +56,7 @@ async fn a_private_ca_and_a_client_certificate_through_an_injected_client() {
     // The CA but no client certificate, or a certificate but not the CA.
     let no_identity = http_client_builder().tls_certs_only([ca]).build().unwrap();
     let no_ca = http_client_builder().identity(identity).build().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let token = key
-        .sign_jws(
-            json!({ "iss": ISS, "sub": ISS, "aud": AUD, "iat": now, "exp": now + 300 })
-                .to_string()
-                .as_bytes(),
-        )
-        .unwrap();
+    let token = key.sign_jws(&service_claims(ISS, AUD)).unwrap();
     for (what, client) in [
         ("no client certificate", no_identity),
         ("no private CA", no_ca),

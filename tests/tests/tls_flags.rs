@@ -13,7 +13,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use svcauth_core::Algorithm;
 use svcauth_jwks::SigningKey;
-use svcauth_tests::{Example, PemFiles, Pki, free_port, mtls_server};
+use svcauth_tests::{Example, PemFiles, Pki, free_port, mtls_server, service_claims};
 
 const A: &str = "https://a.internal";
 const B: &str = "https://b.internal";
@@ -115,17 +115,7 @@ async fn service_b_presents_a_client_certificate_to_an_mtls_jwks() {
     )
     .await;
     let trust = format!("{A}=https://localhost:{port}/jwks.json");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let token = signing
-        .sign_jws(
-            json!({ "iss": A, "sub": A, "aud": B, "iat": now, "exp": now + 300 })
-                .to_string()
-                .as_bytes(),
-        )
-        .unwrap();
+    let token = signing.sign_jws(&service_claims(A, B)).unwrap();
     let whoami = |b: &Example| {
         let url = b.url("/whoami");
         let token = token.clone();
