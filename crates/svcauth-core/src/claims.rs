@@ -164,7 +164,7 @@ impl Actor {
 
 /// A JWT `NumericDate` (RFC 7519 §2): a JSON number of seconds. Fractions
 /// are truncated; strings, negatives, NaN and values past `u64` are errors.
-fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
         type Value = u64;
@@ -188,7 +188,7 @@ fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     d.deserialize_any(V)
 }
 
-fn opt_numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn opt_numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     numeric_date(d).map(Some)
 }
 

@@ -11,6 +11,8 @@
 //!   and `HS*` cannot be expressed.
 //! * [`Clock`]: injectable time, with [`SystemClock`] and [`ManualClock`].
 //! * [`b64`]: strict base64url.
+//! * [`wimse`]: the WIMSE Workload Identity and Proof Tokens and workload
+//!   identifiers.
 //!
 //! # Example
 //!
@@ -52,6 +54,7 @@ mod claims;
 mod clock;
 pub mod jws;
 mod per_thread;
+pub mod wimse;
 
 /// Plumbing the svcauth crates share (the bounded lock-free map behind
 /// every cache, per-thread copies of hot entries). Not part of the API of
