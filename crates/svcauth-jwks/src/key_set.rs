@@ -95,6 +95,14 @@ impl VerifyingKey {
         Self::new(Some(&kid), material, AlgorithmSet::only(alg))
     }
 
+    /// Builds a key from one public JWK object (a WIT's `cnf.jwk`, say),
+    /// under the rules of a JWKS entry: no symmetric or private keys, no
+    /// `use` other than `sig`, RSA of at least 2048 bits, `alg` fitting the
+    /// key type.
+    pub fn from_jwk(jwk: &Map<String, Value>) -> Result<Self, SkipReason> {
+        parse_jwk(jwk, false)
+    }
+
     /// The key id, if the JWK had one.
     pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
