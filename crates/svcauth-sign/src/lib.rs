@@ -77,6 +77,7 @@ mod source;
 mod sts;
 #[cfg(feature = "tonic")]
 mod tonic;
+pub mod wimse;
 
 pub use base_url::{BaseUrl, InvalidBaseUrl, UnsafePath};
 pub use error::{ConfigError, SignError};

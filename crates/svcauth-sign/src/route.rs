@@ -62,7 +62,7 @@ impl Destination<'_> {
         format!("{host}:{}", self.port)
     }
 
-    fn is_loopback(&self) -> bool {
+    pub(crate) fn is_loopback(&self) -> bool {
         self.host.eq_ignore_ascii_case("localhost")
             || self
                 .host
