@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Uri;
+use http::{HeaderName, Uri};
 use svcauth_core::{AlgorithmSet, SharedClock, system_clock};
 use svcauth_jwks::KeySource;
 
@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::policy::{HmacAlgorithm, Policy};
 use crate::store::{MemoryReplayStore, ReplayStore, RevocationStore};
 use crate::verifier::{Inner, Issuer, IssuerKeys, Verifier};
+use crate::wimse::{ProofTarget, WorkloadTrust};
 
 /// Default clock leeway: 30 s.
 pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -43,7 +44,17 @@ pub struct VerifierBuilder {
     clock: SharedClock,
     leeway: Duration,
     error: Option<ConfigError>,
+    workload_domains: Vec<(String, KeySource)>,
+    proof_targets: Vec<ProofTarget>,
+    proof_headers: Vec<HeaderName>,
+    max_wit_lifetime: Duration,
+    max_proof_lifetime: Duration,
 }
+
+/// Default longest WIT lifetime (`exp - iat`): 24 hours.
+const DEFAULT_MAX_WIT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Default longest WPT lifetime (`exp` ahead of now): 5 minutes.
+const DEFAULT_MAX_PROOF_LIFETIME: Duration = Duration::from_secs(300);
 
 impl VerifierBuilder {
     pub(crate) fn new(audience: &str) -> Self {
@@ -67,6 +78,11 @@ impl VerifierBuilder {
             clock: system_clock(),
             leeway: DEFAULT_LEEWAY,
             error: None,
+            workload_domains: Vec::new(),
+            proof_targets: Vec::new(),
+            proof_headers: Vec::new(),
+            max_wit_lifetime: DEFAULT_MAX_WIT_LIFETIME,
+            max_proof_lifetime: DEFAULT_MAX_PROOF_LIFETIME,
         }
     }
 
@@ -198,6 +214,56 @@ impl VerifierBuilder {
         self
     }
 
+    /// Accepts Workload Identity Tokens of workloads in `trust_domain`
+    /// (`example.org`, as in `spiffe://example.org/...`), verified only with
+    /// `keys` (the domain's identity server's JWKS), each with a Workload
+    /// Proof Token. A WIT whose `sub` is in another trust domain is refused
+    /// whatever its `iss` says.
+    pub fn trust_workloads(mut self, trust_domain: &str, keys: KeySource) -> Self {
+        if svcauth_core::wimse::WorkloadId::check_trust_domain(trust_domain).is_err() {
+            self.error = Some(ConfigError::Invalid("not a valid trust domain"));
+        }
+        self.workload_domains.push((trust_domain.to_owned(), keys));
+        self
+    }
+
+    /// An origin (and path prefix) that callers' proofs may name in `aud`:
+    /// `https://b.example` accepts `aud` = `https://b.example<path>` for a
+    /// request to `<path>`. Default: the audience, when it is an http(s)
+    /// URL, and the [`public_base_url`](Self::public_base_url). The
+    /// request's `Host` is never used.
+    pub fn proof_target(mut self, url: Uri) -> Self {
+        match proof_target(&url) {
+            Some(target) => self.proof_targets.push(target),
+            None => {
+                self.error = Some(ConfigError::Invalid(
+                    "a proof target is an absolute http(s) URL",
+                ))
+            }
+        }
+        self
+    }
+
+    /// A header (beside `Authorization` and `Txn-Token`) whose token a
+    /// proof binds through `oth`: when present it must be covered, and a
+    /// proof naming a header not listed here is refused.
+    pub fn proof_header(mut self, name: HeaderName) -> Self {
+        self.proof_headers.push(name);
+        self
+    }
+
+    /// The longest WIT accepted, `exp - iat` (default 24 hours).
+    pub fn max_wit_lifetime(mut self, max: Duration) -> Self {
+        self.max_wit_lifetime = max;
+        self
+    }
+
+    /// How far ahead a WPT's `exp` may be (default 5 minutes).
+    pub fn max_proof_lifetime(mut self, max: Duration) -> Self {
+        self.max_proof_lifetime = max;
+        self
+    }
+
     /// Builds the verifier, checking the configuration.
     pub fn build(mut self) -> Result<Verifier, ConfigError> {
         if let Some(error) = self.error {
@@ -207,7 +273,7 @@ impl VerifierBuilder {
         if audience.is_empty() || audience == "*" {
             return Err(ConfigError::BadAudience);
         }
-        if self.issuers.is_empty() {
+        if self.issuers.is_empty() && self.workload_domains.is_empty() {
             return Err(ConfigError::NoIssuers);
         }
         if self.leeway > MAX_LEEWAY {
@@ -228,6 +294,7 @@ impl VerifierBuilder {
                 return Err(ConfigError::DuplicateIssuer(issuer.iss.clone()));
             }
         }
+        let workloads = self.workload_trust()?;
         let replay = match (self.replay, self.replay_disabled) {
             (Some(store), _) => Some(store),
             (None, true) => None,
@@ -248,6 +315,64 @@ impl VerifierBuilder {
             metrics,
             rejection_log: Default::default(),
             clock: self.clock,
+            workloads,
         }))
     }
+
+    fn workload_trust(&mut self) -> Result<Option<WorkloadTrust>, ConfigError> {
+        if self.workload_domains.is_empty() {
+            return Ok(None);
+        }
+        let mut domains = HashMap::new();
+        let mut keys = Vec::new();
+        for (domain, source) in self.workload_domains.drain(..) {
+            if domains.insert(domain.clone(), keys.len()).is_some() {
+                return Err(ConfigError::DuplicateIssuer(domain));
+            }
+            keys.push(source);
+        }
+        let mut targets = std::mem::take(&mut self.proof_targets);
+        if targets.is_empty() {
+            let defaults = [
+                self.policy.audience.parse::<Uri>().ok(),
+                self.policy.public_base_url.clone(),
+            ];
+            targets.extend(defaults.iter().flatten().filter_map(proof_target));
+        }
+        if targets.is_empty() {
+            return Err(ConfigError::Invalid(
+                "WITs need a proof target: an http(s) audience, a public base URL or proof_target",
+            ));
+        }
+        if self.max_wit_lifetime.is_zero() || self.max_proof_lifetime.is_zero() {
+            return Err(ConfigError::Invalid(
+                "WIT and proof lifetimes must be positive",
+            ));
+        }
+        Ok(Some(WorkloadTrust {
+            domains,
+            keys,
+            cache: VerifiedCache::new(self.cache_capacity),
+            targets,
+            other_headers: std::mem::take(&mut self.proof_headers),
+            max_wit_lifetime: self.max_wit_lifetime.as_secs(),
+            max_proof_lifetime: self.max_proof_lifetime.as_secs(),
+        }))
+    }
+}
+
+/// `scheme://authority/prefix` of an absolute http(s) URL, without query.
+fn proof_target(url: &Uri) -> Option<ProofTarget> {
+    let scheme = url
+        .scheme_str()
+        .filter(|s| matches!(*s, "http" | "https"))?;
+    let authority = url.authority()?.as_str();
+    if authority.contains('@') || url.query().is_some() {
+        return None;
+    }
+    Some(ProofTarget {
+        scheme: scheme.to_owned(),
+        authority: authority.to_owned(),
+        prefix: url.path().trim_end_matches('/').to_owned(),
+    })
 }

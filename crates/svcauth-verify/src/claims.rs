@@ -19,6 +19,29 @@ pub struct VerifiedClaims {
     pub(crate) kid: Option<String>,
     pub(crate) alg: Option<Algorithm>,
     pub(crate) valid_from: u64,
+    /// For a WIT: the workload and the key its proofs must be signed with.
+    pub(crate) workload: Option<Arc<crate::wimse::ProofKey>>,
+}
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Proof {
+    /// A bearer token in `Authorization`: whoever holds it.
+    Bearer,
+    /// A Workload Identity Token with a Workload Proof Token signed by the
+    /// key it confirms: only the holder of that key.
+    WorkloadProofToken,
+}
+
+impl Proof {
+    /// `"bearer"` or `"wpt"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proof::Bearer => "bearer",
+            Proof::WorkloadProofToken => "wpt",
+        }
+    }
 }
 
 impl VerifiedClaims {
@@ -71,6 +94,21 @@ impl VerifiedClaims {
     /// Whether the token was bound to its request (and the binding checked).
     pub fn is_bound(&self) -> bool {
         self.claims.htm.is_some()
+    }
+
+    /// How the caller proved its identity.
+    pub fn proof(&self) -> Proof {
+        match self.workload {
+            Some(_) => Proof::WorkloadProofToken,
+            None => Proof::Bearer,
+        }
+    }
+
+    /// The verified workload identifier, for a caller that presented a WIT
+    /// and its proof (also its [`sub`](Self::sub); its [`iss`](Self::iss)
+    /// is then the trust domain, `spiffe://example.org`).
+    pub fn workload(&self) -> Option<&svcauth_core::wimse::WorkloadId> {
+        self.workload.as_ref().map(|w| &w.workload)
     }
 
     /// All typed claims.

@@ -66,11 +66,32 @@ pub enum ErrorKind {
     CallerNotAllowed,
     /// The token lacks a required scope (403).
     InsufficientScope,
+    /// A bearer token from a caller that must prove possession (a WIT and a
+    /// WPT) on this route.
+    ProofRequired,
+    /// The Workload Identity Token is malformed, repeated, of the wrong
+    /// `typ`, badly signed, or its `cnf.jwk` is unusable (400, as the WIMSE
+    /// drafts say).
+    WitInvalid,
+    /// The WIT names a workload of a trust domain that is not trusted (400).
+    WitUntrusted,
+    /// The WIT has expired, is not valid yet, or lives too long (400).
+    WitExpired,
+    /// The Workload Proof Token is missing, repeated, malformed, of the
+    /// wrong `typ` or `alg`, or not signed by the WIT's key (400).
+    ProofInvalid,
+    /// The WPT is for another target, another WIT, or another access,
+    /// transaction or other token than the request carries (400).
+    ProofMismatch,
+    /// The WPT has expired, or lives longer than the verifier accepts (400).
+    ProofExpired,
+    /// This WPT was already used (400).
+    ProofReplayed,
 }
 
 impl ErrorKind {
     /// Every kind, in order; used for counters.
-    pub(crate) const ALL: [ErrorKind; 29] = [
+    pub(crate) const ALL: [ErrorKind; 37] = [
         ErrorKind::MissingToken,
         ErrorKind::InvalidRequest,
         ErrorKind::TokenTooLarge,
@@ -100,6 +121,14 @@ impl ErrorKind {
         ErrorKind::StoreUnavailable,
         ErrorKind::CallerNotAllowed,
         ErrorKind::InsufficientScope,
+        ErrorKind::ProofRequired,
+        ErrorKind::WitInvalid,
+        ErrorKind::WitUntrusted,
+        ErrorKind::WitExpired,
+        ErrorKind::ProofInvalid,
+        ErrorKind::ProofMismatch,
+        ErrorKind::ProofExpired,
+        ErrorKind::ProofReplayed,
     ];
 
     /// A stable snake_case name, for metrics and logs.
@@ -134,6 +163,14 @@ impl ErrorKind {
             ErrorKind::StoreUnavailable => "store_unavailable",
             ErrorKind::CallerNotAllowed => "caller_not_allowed",
             ErrorKind::InsufficientScope => "insufficient_scope",
+            ErrorKind::ProofRequired => "proof_required",
+            ErrorKind::WitInvalid => "wit_invalid",
+            ErrorKind::WitUntrusted => "wit_untrusted",
+            ErrorKind::WitExpired => "wit_expired",
+            ErrorKind::ProofInvalid => "proof_invalid",
+            ErrorKind::ProofMismatch => "proof_mismatch",
+            ErrorKind::ProofExpired => "proof_expired",
+            ErrorKind::ProofReplayed => "proof_replayed",
         }
     }
 
@@ -169,6 +206,16 @@ impl ErrorKind {
             ErrorKind::StoreUnavailable => "token state is unavailable",
             ErrorKind::CallerNotAllowed => "the caller is not allowed here",
             ErrorKind::InsufficientScope => "the token lacks a required scope",
+            ErrorKind::ProofRequired => {
+                "this caller must present a WIT and a proof, not a bearer token"
+            }
+            ErrorKind::WitInvalid => "the workload identity token is invalid",
+            ErrorKind::WitUntrusted => "the workload's trust domain is not trusted",
+            ErrorKind::WitExpired => "the workload identity token is expired or not yet valid",
+            ErrorKind::ProofInvalid => "the workload proof token is missing or invalid",
+            ErrorKind::ProofMismatch => "the workload proof token does not match this request",
+            ErrorKind::ProofExpired => "the workload proof token has expired",
+            ErrorKind::ProofReplayed => "the workload proof token was already used",
         }
     }
 
@@ -176,6 +223,7 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorKind::InvalidRequest | ErrorKind::BodyUnreadable => StatusCode::BAD_REQUEST,
+            kind if kind.is_workload_proof() => StatusCode::BAD_REQUEST,
             ErrorKind::CallerNotAllowed | ErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
             ErrorKind::KeysUnavailable | ErrorKind::StoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -200,6 +248,22 @@ impl ErrorKind {
         }
     }
 
+    /// Whether this is a failure of a WIT or its WPT: answered 400 without
+    /// a `WWW-Authenticate` challenge, as the WIMSE drafts ask (401 would
+    /// invite an `Authorization` header, which a WIT must never be in).
+    pub fn is_workload_proof(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::WitInvalid
+                | ErrorKind::WitUntrusted
+                | ErrorKind::WitExpired
+                | ErrorKind::ProofInvalid
+                | ErrorKind::ProofMismatch
+                | ErrorKind::ProofExpired
+                | ErrorKind::ProofReplayed
+        )
+    }
+
     /// The RFC 6750 §3.1 error code, if this kind has one.
     pub fn oauth_error(self) -> Option<&'static str> {
         match self {
@@ -208,6 +272,7 @@ impl ErrorKind {
             | ErrorKind::StoreUnavailable
             | ErrorKind::BodyTooLarge
             | ErrorKind::BodyUnreadable => None,
+            kind if kind.is_workload_proof() => None,
             ErrorKind::InvalidRequest => Some("invalid_request"),
             ErrorKind::CallerNotAllowed | ErrorKind::InsufficientScope => {
                 Some("insufficient_scope")

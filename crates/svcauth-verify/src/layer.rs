@@ -24,7 +24,11 @@ pub(crate) struct RouteOptions {
 
 /// Verifies the bearer token of every request before the inner service sees
 /// it, and puts the verified claims in the request extensions as
-/// [`crate::Authentication`].
+/// [`crate::Authentication`]. A request with a `Workload-Identity-Token`,
+/// when the verifier trusts workloads
+/// ([`crate::VerifierBuilder::trust_workloads`]), is verified by its WIT
+/// and proof instead; its `Authorization` token, if any, must be bound by
+/// the proof (`ath`) and is left to the application.
 ///
 /// Several layers (for routes with different rules) can share one
 /// [`Verifier`], and so its key sources and cache.
@@ -85,6 +89,22 @@ impl VerifyLayer {
     pub fn require_scopes<'a>(self, scopes: impl IntoIterator<Item = &'a str>) -> Self {
         let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
         self.with(|o| o.rules.scopes.extend(scopes))
+    }
+
+    /// Refuses bearer tokens on these routes: callers must present a
+    /// Workload Identity Token and its proof (401 `proof_required`
+    /// otherwise).
+    pub fn require_proof(self) -> Self {
+        self.with(|o| o.rules.require_proof = true)
+    }
+
+    /// Refuses bearer tokens whose `iss` is `iss` (for a WIT caller, its
+    /// trust domain `spiffe://example.org`), so that a fleet migrates to
+    /// proof of possession caller by caller while others keep bearer
+    /// tokens.
+    pub fn require_proof_from(self, iss: &str) -> Self {
+        let iss = iss.to_owned();
+        self.with(|o| o.rules.require_proof_from.push(iss))
     }
 
     /// Replaces the JSON body of rejections. Status and `WWW-Authenticate`

@@ -92,11 +92,12 @@ mod service;
 mod store;
 mod token;
 mod verifier;
+mod wimse;
 
 #[cfg(feature = "axum")]
 pub use axum::{AuthRejection, Caller, CallerClaims};
 pub use builder::{DEFAULT_CACHE_CAPACITY, MAX_LEEWAY, VerifierBuilder};
-pub use claims::{Authentication, VerifiedClaims};
+pub use claims::{Authentication, Proof, VerifiedClaims};
 pub use error::{ConfigError, ErrorKind, VerifyError};
 pub use future::ResponseFuture;
 pub use layer::VerifyLayer;

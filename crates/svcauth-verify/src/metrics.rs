@@ -101,10 +101,18 @@ pub struct VerifierMetrics {
 
 /// When each rejection reason was last logged at `info`, and how many
 /// rejections for it went unlogged since.
-#[derive(Default)]
 pub(crate) struct RejectionLog {
     last: [std::sync::atomic::AtomicU64; ErrorKind::ALL.len()],
     unlogged: [std::sync::atomic::AtomicU64; ErrorKind::ALL.len()],
+}
+
+impl Default for RejectionLog {
+    fn default() -> Self {
+        RejectionLog {
+            last: std::array::from_fn(|_| Default::default()),
+            unlogged: std::array::from_fn(|_| Default::default()),
+        }
+    }
 }
 
 impl RejectionLog {

@@ -1,6 +1,7 @@
 //! Every rule that accepts or refuses a token, in one place: the header
 //! (`typ`, `alg` on the allow-list), the claims (`aud`, `exp`, `nbf`,
-//! `iat`, lifetime, `jti`), and a route's callers and scopes. The
+//! `iat`, lifetime, `jti`), and a route's callers, scopes and proof of
+//! possession. The WIT and WPT rules are in `wimse.rs`. The
 //! [`crate::Verifier`] applies them in order; the defaults are set, and
 //! explained, in [`crate::VerifierBuilder`].
 
@@ -185,6 +186,11 @@ pub(crate) struct RouteRules {
     pub(crate) callers: Vec<(String, Option<String>)>,
     pub(crate) predicate: Option<Predicate>,
     pub(crate) scopes: Vec<String>,
+    /// Bearer tokens are refused: a WIT and its proof only.
+    pub(crate) require_proof: bool,
+    /// Bearer tokens of these issuers are refused (migration, caller by
+    /// caller).
+    pub(crate) require_proof_from: Vec<String>,
 }
 
 impl RouteRules {
@@ -192,6 +198,11 @@ impl RouteRules {
     /// whoever presented the token: for a delegated token (RFC 8693 `act`),
     /// the current actor, not the user in `sub`.
     pub(crate) fn authorize(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
+        if claims.workload.is_none()
+            && (self.require_proof || self.require_proof_from.iter().any(|i| i == claims.iss()))
+        {
+            return Err(ErrorKind::ProofRequired.into());
+        }
         let listed = self.callers.is_empty()
             || self.callers.iter().any(|(iss, sub)| {
                 iss == claims.iss() && sub.as_deref().is_none_or(|s| s == claims.caller())
@@ -217,6 +228,8 @@ impl fmt::Debug for RouteRules {
             .field("callers", &self.callers)
             .field("predicate", &self.predicate.is_some())
             .field("scopes", &self.scopes)
+            .field("require_proof", &self.require_proof)
+            .field("require_proof_from", &self.require_proof_from)
             .finish()
     }
 }

@@ -61,6 +61,9 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let (verifier, options) = (&self.verifier, &self.options);
+        if verifier.workloads().is_some() && crate::wimse::presents_workload(request.headers()) {
+            return self.admit_workload(request);
+        }
         // Fast path: a token verified before, on a route without binding,
         // found by the header's raw bytes (see `bearer_token_bytes`).
         if !options.rules.require_binding
@@ -106,6 +109,39 @@ where
 }
 
 impl<S> Verify<S> {
+    /// A request with WIMSE credentials: the WIT and its proof decide, on
+    /// the slow path (the proof is new on every request and accepted once).
+    fn admit_workload<B, ResBody>(&mut self, request: Request<B>) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        B: Send + 'static,
+        ResBody: BodyFromBytes + Send + 'static,
+    {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        let options = self.options.clone();
+        let grpc = rejection::is_grpc(request.headers());
+        ResponseFuture::slow(Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            let target = RequestTarget {
+                method: &parts.method,
+                uri: &parts.uri,
+                headers: &parts.headers,
+            };
+            match verifier.check_workload(target, &options.rules).await {
+                Ok(claims) => {
+                    tracing::debug!(workload = claims.sub(), "workload proof accepted");
+                    parts.extensions.insert(Authentication(Some(claims)));
+                    inner.call(Request::from_parts(parts, body)).await
+                }
+                Err(error) => Ok(rejection::response(error, &options.body, grpc)),
+            }
+        }))
+    }
+
     fn reject<F, ResBody, E>(
         &self,
         error: VerifyError,

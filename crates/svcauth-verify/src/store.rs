@@ -8,6 +8,10 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use svcauth_core::SharedClock;
 
+use crate::claims::VerifiedClaims;
+use crate::error::{ErrorKind, VerifyError};
+use crate::facade::StoreOutcome;
+
 /// A boxed future, as the store traits return.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -163,6 +167,82 @@ impl RevocationStore for MemoryRevocationStore {
                 .contains(&(token.iss.to_owned(), kid.to_owned()))
         });
         Box::pin(std::future::ready(Ok(by_jti || by_key)))
+    }
+}
+
+/// The verifier's use of its stores: the deny-list after every check, and
+/// single use of bound tokens and workload proofs.
+impl crate::verifier::Verifier {
+    pub(crate) async fn check_revocation(
+        &self,
+        claims: &VerifiedClaims,
+    ) -> Result<(), VerifyError> {
+        let Some(store) = &self.inner().revocation else {
+            return Ok(());
+        };
+        let query = RevocationQuery {
+            iss: claims.iss(),
+            jti: claims.jti(),
+            kid: claims.kid(),
+            exp: claims.expires_at(),
+        };
+        let start = std::time::Instant::now();
+        let answer = store.is_revoked(query).await;
+        let outcome = StoreOutcome::of(answer.as_ref().map(|revoked| !revoked));
+        self.inner()
+            .metrics
+            .facade
+            .revocation(outcome, start.elapsed());
+        match answer {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(ErrorKind::Revoked.into()),
+            Err(error) => {
+                tracing::warn!(%error, "revocation store unavailable");
+                Err(ErrorKind::StoreUnavailable.into())
+            }
+        }
+    }
+
+    /// Accepts a bound token once.
+    pub(crate) async fn check_replay(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
+        if self.inner().replay.is_none() {
+            return Ok(());
+        }
+        let jti = claims.jti().ok_or(ErrorKind::MissingJti)?;
+        let id = format!("{}\n{jti}", claims.iss());
+        // Kept a second past the last second the token can be accepted in,
+        // so that a store reading its clock mid-second cannot free the id
+        // while the token is still acceptable.
+        let until = claims
+            .expires_at()
+            .saturating_add(self.inner().policy.leeway)
+            .saturating_add(1);
+        self.first_use(&id, until, ErrorKind::Replayed).await
+    }
+
+    /// Records `id` in the replay store until `until`; `replayed` when it
+    /// was there already. Without a store (the `danger_` option), accepts.
+    pub(crate) async fn first_use(
+        &self,
+        id: &str,
+        until: u64,
+        replayed: ErrorKind,
+    ) -> Result<(), VerifyError> {
+        let Some(store) = &self.inner().replay else {
+            return Ok(());
+        };
+        let start = std::time::Instant::now();
+        let answer = store.first_use(id, until).await;
+        let outcome = StoreOutcome::of(answer.as_ref().map(|first| *first));
+        self.inner().metrics.facade.replay(outcome, start.elapsed());
+        match answer {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(replayed.into()),
+            Err(error) => {
+                tracing::warn!(%error, "replay store unavailable");
+                Err(ErrorKind::StoreUnavailable.into())
+            }
+        }
     }
 }
 

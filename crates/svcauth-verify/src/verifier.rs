@@ -14,10 +14,9 @@ use crate::builder::VerifierBuilder;
 use crate::cache::{Entry, VerifiedCache};
 use crate::claims::VerifiedClaims;
 use crate::error::{ErrorKind, VerifyError};
-use crate::facade::StoreOutcome;
 use crate::metrics::{Metrics, VerifierMetrics};
 use crate::policy::{HmacAlgorithm, Policy, RequestTarget, RouteRules};
-use crate::store::{ReplayStore, RevocationQuery, RevocationStore};
+use crate::store::{ReplayStore, RevocationStore};
 use crate::token::{self, HeaderAlg, Hmac};
 
 pub(crate) enum IssuerKeys {
@@ -67,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) rejection_log: crate::metrics::RejectionLog,
     pub(crate) clock: SharedClock,
+    /// Trust domains for WITs, when configured.
+    pub(crate) workloads: Option<crate::wimse::WorkloadTrust>,
 }
 
 /// Verifies service tokens. Cheap to clone; clones share the key sources,
@@ -368,6 +369,7 @@ impl Verifier {
             payload: Bytes::from(parsed.payload),
             kid: parsed.header.kid,
             alg,
+            workload: None,
         });
         self.check_revocation(&claims).await?;
         if !claims.is_bound() {
@@ -384,33 +386,6 @@ impl Verifier {
             );
         }
         Ok((claims, index))
-    }
-
-    async fn check_revocation(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
-        let Some(store) = &self.inner.revocation else {
-            return Ok(());
-        };
-        let query = RevocationQuery {
-            iss: claims.iss(),
-            jti: claims.jti(),
-            kid: claims.kid(),
-            exp: claims.expires_at(),
-        };
-        let start = std::time::Instant::now();
-        let answer = store.is_revoked(query).await;
-        let outcome = StoreOutcome::of(answer.as_ref().map(|revoked| !revoked));
-        self.inner
-            .metrics
-            .facade
-            .revocation(outcome, start.elapsed());
-        match answer {
-            Ok(false) => Ok(()),
-            Ok(true) => Err(ErrorKind::Revoked.into()),
-            Err(error) => {
-                tracing::warn!(%error, "revocation store unavailable");
-                Err(ErrorKind::StoreUnavailable.into())
-            }
-        }
     }
 
     /// Admits a bound token for the request whose body has now been read:
@@ -443,32 +418,20 @@ impl Verifier {
         Ok(())
     }
 
-    /// Accepts a bound token once.
-    async fn check_replay(&self, claims: &VerifiedClaims) -> Result<(), VerifyError> {
-        let Some(store) = &self.inner.replay else {
-            return Ok(());
-        };
-        let jti = claims.jti().ok_or(ErrorKind::MissingJti)?;
-        let id = format!("{}\n{jti}", claims.iss());
-        // Kept a second past the last second the token can be accepted in,
-        // so that a store reading its clock mid-second cannot free the id
-        // while the token is still acceptable.
-        let until = claims
-            .expires_at()
-            .saturating_add(self.inner.policy.leeway)
-            .saturating_add(1);
-        let start = std::time::Instant::now();
-        let answer = store.first_use(&id, until).await;
-        let outcome = StoreOutcome::of(answer.as_ref().map(|first| *first));
-        self.inner.metrics.facade.replay(outcome, start.elapsed());
-        match answer {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(ErrorKind::Replayed.into()),
-            Err(error) => {
-                tracing::warn!(%error, "replay store unavailable");
-                Err(ErrorKind::StoreUnavailable.into())
-            }
-        }
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    pub(crate) fn workloads(&self) -> Option<&crate::wimse::WorkloadTrust> {
+        self.inner.workloads.as_ref()
+    }
+
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.inner.clock.now_secs()
     }
 }
 
