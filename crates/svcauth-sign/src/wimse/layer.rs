@@ -114,6 +114,47 @@ impl ProofLayer {
     }
 }
 
+impl ProofLayer {
+    /// Adds the WIT and a new WPT to a reqwest request (the same checks as
+    /// the layer: an allowed origin, single token headers). Run it after
+    /// the request has its `Authorization` header, so `ath` covers it.
+    pub fn prove_reqwest(&self, request: &mut reqwest::Request) -> Result<(), WimseError> {
+        let uri: http::Uri = request
+            .url()
+            .as_str()
+            .parse()
+            .map_err(|_| WimseError::Request("the URL is not a valid URI".into()))?;
+        prove(&self.identity, &self.options, &uri, request.headers_mut())
+    }
+}
+
+/// Checks the origin of `uri`, then sets the WIT and a WPT for it in
+/// `headers`.
+fn prove(
+    identity: &WorkloadIdentity,
+    options: &Options,
+    uri: &http::Uri,
+    headers: &mut http::HeaderMap,
+) -> Result<(), WimseError> {
+    let d = destination(uri).map_err(|e| WimseError::Request(e.to_string()))?;
+    let allowed = options.origins.iter().any(|(scheme, host, port)| {
+        d.port == *port
+            && d.scheme.eq_ignore_ascii_case(scheme)
+            && d.host.eq_ignore_ascii_case(host)
+    });
+    if !allowed {
+        return Err(WimseError::OriginNotAllowed(d.origin()));
+    }
+    let (wit, proof) = identity.proof(uri, headers, &options.other)?;
+    let value = |value: &str| {
+        HeaderValue::from_str(value).map_err(|_| WimseError::Wit("not a header value".into()))
+    };
+    let (wit, proof) = (value(wit.token())?, value(&proof)?);
+    headers.insert(HeaderName::from_static(WORKLOAD_IDENTITY_TOKEN), wit);
+    headers.insert(HeaderName::from_static(WORKLOAD_PROOF_TOKEN), proof);
+    Ok(())
+}
+
 impl<S> Layer<S> for ProofLayer {
     type Service = Proof<S>;
 
@@ -134,31 +175,33 @@ pub struct Proof<S> {
     options: Arc<Options>,
 }
 
-impl<S> Proof<S> {
-    fn prove<B>(&self, request: &mut Request<B>) -> Result<(), WimseError> {
-        let d = destination(request.uri()).map_err(|e| WimseError::Request(e.to_string()))?;
-        let allowed = self.options.origins.iter().any(|(scheme, host, port)| {
-            d.port == *port
-                && d.scheme.eq_ignore_ascii_case(scheme)
-                && d.host.eq_ignore_ascii_case(host)
-        });
-        if !allowed {
-            return Err(WimseError::OriginNotAllowed(d.origin()));
-        }
-        let (wit, proof) =
-            self.identity
-                .proof(request.uri(), request.headers(), &self.options.other)?;
-        let header = |value: &str| {
-            HeaderValue::from_str(value).map_err(|_| WimseError::Wit("not a header value".into()))
+/// For `reqwest::Client` (and any service of `reqwest::Request`).
+impl<S> Service<reqwest::Request> for Proof<S>
+where
+    S: Service<reqwest::Request>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, S::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: reqwest::Request) -> Self::Future {
+        let layer = ProofLayer {
+            identity: self.identity.clone(),
+            options: self.options.clone(),
         };
-        let (wit, proof) = (header(wit.token())?, header(&proof)?);
-        let headers = request.headers_mut();
-        headers.insert(HeaderName::from_static(WORKLOAD_IDENTITY_TOKEN), wit);
-        headers.insert(HeaderName::from_static(WORKLOAD_PROOF_TOKEN), proof);
-        Ok(())
+        match layer.prove_reqwest(&mut request) {
+            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+            Err(e) => ResponseFuture::failed(e.into()),
+        }
     }
 }
 
+/// For `http::Request` clients: hyper-util, tonic channels.
 impl<S, B> Service<Request<B>> for Proof<S>
 where
     S: Service<Request<B>>,
@@ -173,7 +216,9 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        match self.prove(&mut request) {
+        // A Uri clone shares its bytes: no copy of the URL.
+        let uri = request.uri().clone();
+        match prove(&self.identity, &self.options, &uri, request.headers_mut()) {
             Ok(()) => ResponseFuture::inner(self.inner.call(request)),
             Err(e) => ResponseFuture::failed(e.into()),
         }
