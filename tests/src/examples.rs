@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::{free_port, root};
 
-/// The directory holding `service-a`, `service-b` and `gateway`, built
+/// The directory holding `service-a`, `service-b`, `gateway` and
+/// `wit-issuer`, built
 /// (debug) the first time a process asks.
 pub fn example_binaries() -> &'static PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -25,6 +26,8 @@ pub fn example_binaries() -> &'static PathBuf {
                 "service-b",
                 "--package",
                 "gateway",
+                "--package",
+                "wit-issuer",
             ])
             .current_dir(root())
             .status()

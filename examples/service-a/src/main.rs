@@ -39,6 +39,7 @@ use tonic::transport::Channel;
 mod common;
 mod grpc;
 mod rotate;
+mod wimse;
 use common::Metrics;
 
 /// The routes, for `--help`.
@@ -60,7 +61,11 @@ Routes:
                                 --rotation-overlap-secs (loopback only)
   POST /rotate?now=true         rotate at once: verifiers may refuse the new
                                 key until they refetch (their cooldown)
-  GET  /healthz                 signing kid, published kids, signer counters
+  GET  /healthz                 signing kid, published kids, signer counters,
+                                the WIT held (with --wit or --wit-issuer)
+
+With --wit FILE (+ --wit-key) or --wit-issuer URL, every /call also carries
+Workload-Identity-Token and a Workload-Proof-Token made for that request.
 
 Example:
   service-a --issuer https://a.internal --call https://b.internal=http://127.0.0.1:8082
@@ -141,6 +146,8 @@ struct Args {
     /// DANGER: send tokens over plain http to non-loopback hosts.
     #[arg(long, env = "SERVICE_A_DANGER_ALLOW_INSECURE_HTTP")]
     danger_allow_insecure_http: bool,
+    #[command(flatten)]
+    wimse: wimse::WimseArgs,
 }
 
 #[derive(Clone)]
@@ -155,6 +162,9 @@ struct AppState {
     rotation_overlap: Duration,
     allow_remote_rotate: bool,
     expose_tokens: bool,
+    /// With --wit or --wit-issuer: calls carry the WIT and a proof.
+    wimse: bool,
+    proofs: wimse::Proofs,
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -204,6 +214,12 @@ async fn run(args: Args) -> Result<(), String> {
         signer = signer.audience(&origin, aud);
         grpc_endpoints.push((aud.to_owned(), endpoint));
     }
+    let origins: Vec<String> = calls
+        .values()
+        .map(|base: &BaseUrl| base.origin().ascii_serialization())
+        .collect();
+    let (wimse_plan, with_issuer) = args.wimse.plan(signer)?;
+    signer = with_issuer;
     if args.danger_allow_insecure_http {
         signer = signer.danger_allow_insecure_http();
     }
@@ -239,7 +255,17 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         allow_remote_rotate: args.allow_remote_rotate,
         expose_tokens: args.danger_expose_tokens,
+        wimse: wimse_plan.is_some(),
+        proofs: wimse::Proofs::default(),
     };
+    if let Some(plan) = wimse_plan {
+        plan.start(
+            state.proofs.clone(),
+            origins,
+            state.signer.clone(),
+            state.http.clone(),
+        );
+    }
     let jwks = JwksService::new(ring).max_age(Duration::from_secs(args.jwks_max_age_secs));
     let app = Router::new()
         .route_service("/.well-known/jwks.json", jwks)
@@ -353,11 +379,27 @@ async fn call(
         }
     };
     let (client, request) = request.build_split();
-    let request = match request {
+    let mut request = match request {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    if state.wimse {
+        // After the bearer token is on: the proof binds it (ath).
+        let Some(proofs) = state.proofs.layer() else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no WIT yet: waiting for --wit or --wit-issuer".into(),
+            );
+        };
+        if let Err(e) = proofs.prove_reqwest(&mut request) {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                format!("could not prove the call: {e}"),
+            );
+        }
+    }
     let sent = request.headers().get(header::AUTHORIZATION).cloned();
+    let sent_wit = request.headers().get("workload-identity-token").cloned();
     let response = match client.execute(request).await {
         Ok(r) => r,
         Err(e) => {
@@ -382,6 +424,10 @@ async fn call(
     {
         sent.set_sensitive(false);
         out.insert("x-svcauth-sent-authorization", sent);
+        if let Some(mut wit) = sent_wit {
+            wit.set_sensitive(false);
+            out.insert("x-svcauth-sent-wit", wit);
+        }
     }
     let body = response.bytes().await.unwrap_or_default();
     (status, out, body).into_response()
@@ -418,6 +464,7 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
         "kid": state.ring.signing_key().kid(),
         "published": state.ring.state().published_kids(),
         "signer": state.signer.metrics(),
+        "wit": state.proofs.status(),
     }))
 }
 

@@ -40,7 +40,9 @@ use common::Metrics;
 /// The routes, for `--help`.
 const ROUTES: &str = "\
 Routes:
-  GET  /whoami    who called: the verified iss, sub, aud, kid and all claims
+  GET  /whoami    who called: the verified iss, sub, aud, kid, all claims, and
+                  the proof: bearer, or wpt with the workload identifier
+                  for a caller that sent a WIT and its proof (--wit-trust)
   POST /echo      the body back; a request-bound token is checked against the
                   request (method, URL, query, body) and accepted once
   GET  /healthz   readiness; to loopback callers also each issuer's key source
@@ -142,6 +144,29 @@ struct Args {
     /// (redis://host:port/db); without it, state is per process.
     #[arg(long, env = "SERVICE_B_REDIS", value_name = "URL")]
     redis: Option<String>,
+    /// Accept WIMSE Workload Identity Tokens (with a Workload Proof Token)
+    /// from workloads of TRUST_DOMAIN (as in spiffe://TRUST_DOMAIN/...),
+    /// signed by a key of the JWKS at URL (repeatable).
+    #[arg(
+        long = "wit-trust",
+        env = "SERVICE_B_WIT_TRUST",
+        value_delimiter = ',',
+        value_name = "TRUST_DOMAIN=JWKS_URL"
+    )]
+    wit_trust: Vec<String>,
+    /// Refuse bearer tokens: every caller must present a WIT and its proof.
+    #[arg(long, env = "SERVICE_B_REQUIRE_PROOF")]
+    require_proof: bool,
+    /// A URL callers reach this service at, which a proof's `aud` may name
+    /// (repeatable). Default: the audience, --public-base-url, and the
+    /// --listen address when it is a specific IP.
+    #[arg(
+        long = "proof-target",
+        env = "SERVICE_B_PROOF_TARGET",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    proof_target: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -177,6 +202,7 @@ async fn run(args: Args) -> Result<(), String> {
         None => builder,
     };
     let mut sources = Vec::new();
+    let mut wit_sources = Vec::new();
     for pair in &args.trust {
         let (iss, url) = split_pair(pair)?;
         let source = with_client(KeySource::remote(url).map_err(|e| e.to_string())?)
@@ -198,12 +224,33 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("--trust-oidc {issuer}: {e}"))?;
         sources.push((issuer.clone(), source));
     }
+    for pair in &args.wit_trust {
+        let (domain, url) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--wit-trust: expected TRUST_DOMAIN=JWKS_URL, got {pair:?}"))?;
+        let source = with_client(KeySource::remote(url).map_err(|e| e.to_string())?)
+            .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs))
+            .build()
+            .map_err(|e| format!("--wit-trust {pair}: {e}"))?;
+        wit_sources.push((domain.to_owned(), source));
+    }
     let mut builder = Verifier::builder(&args.audience)
         .leeway(Duration::from_secs(args.leeway_secs))
         .max_lifetime(Duration::from_secs(args.max_lifetime_secs))
         .max_body_bytes(args.max_body_bytes);
     for (iss, source) in &sources {
         builder = builder.trust(iss, source.clone());
+    }
+    for (domain, source) in &wit_sources {
+        builder = builder.trust_workloads(domain, source.clone());
+    }
+    if !wit_sources.is_empty() {
+        for url in proof_targets(&args) {
+            let url = url
+                .parse()
+                .map_err(|e| format!("--proof-target {url}: {e}"))?;
+            builder = builder.proof_target(url);
+        }
     }
     if let Some(url) = &args.public_base_url {
         builder =
@@ -229,6 +276,14 @@ async fn run(args: Args) -> Result<(), String> {
     for iss in &args.allow_caller {
         layer = layer.allow_caller(iss, None);
     }
+    if args.require_proof {
+        layer = layer.require_proof();
+    }
+    sources.extend(
+        wit_sources
+            .into_iter()
+            .map(|(domain, source)| (format!("spiffe://{domain}"), source)),
+    );
 
     let grpc_layer = layer.clone();
     let state = AppState {
@@ -260,6 +315,29 @@ async fn run(args: Args) -> Result<(), String> {
         }
         None => http.await,
     }
+}
+
+/// Where a proof's `aud` may point: --proof-target, else the audience,
+/// --public-base-url and the listen address (when it is a specific IP).
+fn proof_targets(args: &Args) -> Vec<String> {
+    if !args.proof_target.is_empty() {
+        return args.proof_target.clone();
+    }
+    let scheme = if args.tls.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut targets: Vec<String> = [Some(&args.audience), args.public_base_url.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .cloned()
+        .collect();
+    if !args.listen.ip().is_unspecified() {
+        targets.push(format!("{scheme}://{}", args.listen));
+    }
+    targets
 }
 
 /// Serves the Demo gRPC service on `listen` behind `layer` until Ctrl-C:
@@ -316,6 +394,8 @@ async fn whoami(caller: Caller) -> Json<serde_json::Value> {
     Json(json!({
         "iss": caller.iss(),
         "sub": caller.sub(),
+        "proof": caller.proof().as_str(),
+        "workload": caller.workload().map(|w| w.as_str()),
         "aud": caller.aud(),
         "kid": caller.kid(),
         "claims": claims,
