@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod attacks;
+mod examples;
 mod flows;
 mod interop;
 
