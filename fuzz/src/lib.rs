@@ -54,6 +54,52 @@ pub fn verifier() -> &'static Verifier {
     })
 }
 
+/// The trust domain the WIMSE verifier trusts (its identity server signs
+/// with the ES256 key).
+pub const TRUST_DOMAIN: &str = "example.org";
+/// The workload whose WIT the seeds carry.
+pub const WORKLOAD: &str = "spiffe://example.org/ns/prod/a";
+
+/// A verifier for [`AUDIENCE`] trusting workloads of [`TRUST_DOMAIN`], at
+/// [`NOW`], without replay protection (an input must give the same answer
+/// every time it runs).
+pub fn workload_verifier() -> &'static Verifier {
+    static VERIFIER: OnceLock<Verifier> = OnceLock::new();
+    VERIFIER.get_or_init(|| {
+        let domain = json!({ "keys": [keys()[1].public_jwk()] }).to_string();
+        Verifier::builder(AUDIENCE)
+            .trust_workloads(
+                TRUST_DOMAIN,
+                KeySource::fixed(KeySet::from_jwks(domain.as_bytes(), 1 << 20).expect("fuzz JWKS")),
+            )
+            .proof_header(http::HeaderName::from_static("x-user-token"))
+            .danger_disable_replay_protection()
+            .clock(Arc::new(ManualClock::at_secs(NOW)))
+            .build()
+            .expect("fuzz workload verifier")
+    })
+}
+
+/// A WIT for [`WORKLOAD`] confirming the EdDSA key, and a WPT by that key
+/// for `GET https://b.internal/whoami` with `Authorization: Bearer at-1`:
+/// the input of the `wimse` target, one line each.
+pub fn valid_wimse_request() -> String {
+    let (domain, workload) = (&keys()[1], &keys()[0]);
+    let wit = token(
+        domain,
+        &json!({ "alg": "ES256", "typ": "wit+jwt", "kid": domain.kid() }),
+        &json!({ "iss": "https://issuer.example.org", "sub": WORKLOAD, "iat": NOW - 60, "exp": NOW + 3540,
+            "jti": "wit-1", "cnf": { "jwk": workload.public_jwk() } }),
+    );
+    let wpt = token(
+        workload,
+        &json!({ "alg": "EdDSA", "typ": "wpt+jwt" }),
+        &json!({ "aud": format!("{AUDIENCE}/whoami"), "iat": NOW, "exp": NOW + 60, "jti": "wpt-1",
+            "wth": svcauth_core::wimse::token_hash(&wit), "ath": svcauth_core::wimse::token_hash("at-1") }),
+    );
+    format!("{wit}\n{wpt}\nBearer at-1\n")
+}
+
 /// Runs `future` to completion on a runtime without I/O or timers (the
 /// parsers under test never wait on either).
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -159,6 +205,14 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "introspection",
         "jwt-active",
         [&[1u8][..], answer.as_bytes()].concat(),
+    );
+    add("wimse", "pair", valid_wimse_request().into_bytes());
+    add(
+        "wimse",
+        "no-access-token",
+        valid_wimse_request()
+            .replace("Bearer at-1", "")
+            .into_bytes(),
     );
     add(
         "binding",

@@ -269,6 +269,7 @@ fn reads(target: &str) -> &'static str {
         "introspection" => "introspection answers, JSON (RFC 7662) and JWT (RFC 9701)",
         "authorization" => "`Authorization` headers (RFC 6750 §2.1), both readers",
         "binding" => "request binding: `htu` normalisation, body and query hashes",
+        "wimse" => "WIMSE WIT + WPT through the workload verifier; workload identifiers",
         _ => "",
     }
 }
