@@ -207,6 +207,30 @@ const DUPLICATE: &str = "duplicate member";
 /// members costs linear time, not quadratic.
 const SCAN_MEMBERS: usize = 16;
 
+/// A member name, borrowed from the input unless it has escapes (serde
+/// hands those over decoded): most names cost no allocation.
+#[derive(PartialEq, Eq, Hash)]
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 /// A JSON value walked only to find duplicate members.
 struct Unique;
 
@@ -226,9 +250,9 @@ impl<'de> Visitor<'de> for UniqueVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
-        let mut seen: Vec<String> = Vec::new();
-        let mut many: Option<std::collections::HashSet<String>> = None;
-        while let Some(key) = map.next_key::<String>()? {
+        let mut seen: Vec<Key<'de>> = Vec::new();
+        let mut many: Option<std::collections::HashSet<Key<'de>>> = None;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
             let repeated = match &mut many {
                 Some(set) => !set.insert(key),
                 None if seen.contains(&key) => true,
