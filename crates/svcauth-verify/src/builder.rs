@@ -370,9 +370,5 @@ fn proof_target(url: &Uri) -> Option<ProofTarget> {
     if authority.contains('@') || url.query().is_some() {
         return None;
     }
-    Some(ProofTarget {
-        scheme: scheme.to_owned(),
-        authority: authority.to_owned(),
-        prefix: url.path().trim_end_matches('/').to_owned(),
-    })
+    ProofTarget::new(scheme, authority, url.path())
 }

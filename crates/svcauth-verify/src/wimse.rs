@@ -33,15 +33,39 @@ pub(crate) struct ProofKey {
     pub(crate) key: VerifyingKey,
     /// `cnf.jwk.alg`: a proof's `alg` must equal it, string for string.
     pub(crate) alg: Algorithm,
+    /// The WIT's hash, which a proof's `wth` must equal: computed once,
+    /// since the cache hands this out only for the very same WIT.
+    pub(crate) wit_hash: String,
 }
 
-/// Where a WPT's `aud` may point: `scheme://authority` plus a path prefix,
-/// from configuration only.
+/// Where a WPT's `aud` may point, from configuration only: the normalised
+/// `scheme://authority` (as `htu` writes it) and a path prefix, so that a
+/// proof for `<path>` names `<base><path>`.
 #[derive(Debug, Clone)]
 pub(crate) struct ProofTarget {
-    pub(crate) scheme: String,
-    pub(crate) authority: String,
-    pub(crate) prefix: String,
+    pub(crate) base: String,
+}
+
+impl ProofTarget {
+    /// `None` for a scheme other than http(s) or an unusable authority.
+    pub(crate) fn new(scheme: &str, authority: &str, prefix: &str) -> Option<Self> {
+        let origin = svcauth_core::htu(scheme, authority, "/").ok()?;
+        let origin = origin.strip_suffix('/').unwrap_or(&origin);
+        Some(ProofTarget {
+            base: format!("{origin}{}", prefix.trim_end_matches('/')),
+        })
+    }
+
+    /// Whether `aud` names this target with the request's `path`, compared
+    /// without building the URI.
+    fn named_by(&self, aud: &Audience, path: &str) -> bool {
+        let path = if path.is_empty() { "/" } else { path };
+        aud.iter().any(|a| {
+            a.len() == self.base.len() + path.len()
+                && a.starts_with(self.base.as_str())
+                && a.ends_with(path)
+        })
+    }
 }
 
 /// The WIMSE part of a verifier's configuration and state.
@@ -109,7 +133,7 @@ impl Verifier {
                 .ok_or(ErrorKind::ProofInvalid)?;
             let claims = self.workload_identity(trust, wit).await?;
             let proof = claims.workload.as_ref().ok_or(ErrorKind::WitInvalid)?;
-            let (jti, until) = self.check_proof(trust, proof, wit, wpt, target)?;
+            let (jti, until) = self.check_proof(trust, proof, wpt, target)?;
             if rules.require_binding {
                 return Err(ErrorKind::BindingRequired.into());
             }
@@ -228,6 +252,7 @@ impl Verifier {
                 workload: claims.sub,
                 key: proof_key,
                 alg: cnf_alg,
+                wit_hash: token_hash(wit),
             })),
         });
         let entry = Entry {
@@ -246,7 +271,6 @@ impl Verifier {
         &self,
         trust: &WorkloadTrust,
         proof: &ProofKey,
-        wit: &str,
         wpt: &str,
         target: RequestTarget<'_>,
     ) -> Result<(String, u64), VerifyError> {
@@ -282,14 +306,11 @@ impl Verifier {
         if claims.jti.is_empty() || claims.jti.len() > 256 {
             return Err(invalid.into());
         }
-        if claims.wth != token_hash(wit) {
+        if claims.wth != proof.wit_hash {
             return Err(mismatch.into());
         }
-        if !trust
-            .targets
-            .iter()
-            .any(|t| aud_matches(&claims.aud, t, target))
-        {
+        let path = target.uri.path();
+        if !trust.targets.iter().any(|t| t.named_by(&claims.aud, path)) {
             return Err(mismatch.into());
         }
         let headers = target.headers;
@@ -331,14 +352,5 @@ fn bound(token: Option<&str>, hash: Option<&str>) -> Result<(), VerifyError> {
         (None, None) => Ok(()),
         (Some(token), Some(hash)) if token_hash(token) == hash => Ok(()),
         _ => Err(ErrorKind::ProofMismatch.into()),
-    }
-}
-
-/// `aud` names the target URI this request was sent to through `base`.
-fn aud_matches(aud: &Audience, base: &ProofTarget, target: RequestTarget<'_>) -> bool {
-    let path = format!("{}{}", base.prefix, target.uri.path());
-    match svcauth_core::htu(&base.scheme, &base.authority, &path) {
-        Ok(expected) => aud.contains(&expected),
-        Err(_) => false,
     }
 }
