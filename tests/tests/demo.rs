@@ -33,7 +33,7 @@ fn the_demo_shows_every_step_working() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("demo: all 7 steps behaved as described"),
+        stdout.contains("demo: all 9 steps behaved as described"),
         "{stdout}"
     );
 }

@@ -18,6 +18,8 @@ use svcauth_tests::{
 const A_ISS: &str = "https://a.internal";
 const B_AUD: &str = "https://b.internal";
 const C_AUD: &str = "https://c.internal";
+const A2_ISS: &str = "https://a2.internal";
+const A2_WORKLOAD: &str = "spiffe://example.org/service-a2";
 const EDGE_CLIENT: &str = "edge-app";
 const EDGE_SECRET: &str = "edge-app-secret-for-the-demo-only-0123456789";
 
@@ -212,7 +214,7 @@ fn fetches(b_port: u16) -> Result<u64, String> {
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     crate::peers::install_node_peers(root)?;
-    eprintln!("demo: building service-a, service-b and gateway");
+    eprintln!("demo: building service-a, service-b, gateway and wit-issuer");
     let logs = example_binaries()
         .parent()
         .ok_or("no target directory")?
@@ -240,9 +242,38 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     ];
     let service_a = Example::spawn_on(a_port, "service-a", &a_args, log("service-a.log")?);
     wait_ready(a_port, "service-a", |r| r.status == 200)?;
+    // A second service-a that calls with WIMSE credentials: a WIT from the
+    // wit-issuer (which trusts its service token) and a proof per request.
+    let (a2_port, i_port) = (free_port(), free_port());
+    let i_url = format!("http://127.0.0.1:{i_port}");
+    let a2_args = [
+        "--issuer",
+        A2_ISS,
+        "--call",
+        &format!("{B_AUD}={b_url}"),
+        "--wit-issuer",
+        &i_url,
+        "--danger-expose-tokens",
+    ];
+    let service_a2 = Example::spawn_on(a2_port, "service-a", &a2_args, log("service-a2.log")?);
+    wait_ready(a2_port, "service-a (WIMSE)", |r| r.status == 200)?;
+    let i_args = [
+        "--trust-domain",
+        "example.org",
+        "--audience",
+        &i_url,
+        "--trust",
+        &format!("{A2_ISS}=http://127.0.0.1:{a2_port}/.well-known/jwks.json"),
+        "--workload",
+        &format!("{A2_ISS}={A2_WORKLOAD}"),
+    ];
+    let wit_issuer = Example::spawn_on(i_port, "wit-issuer", &i_args, log("wit-issuer.log")?);
+    wait_ready(i_port, "wit-issuer", |r| r.status == 200)?;
     let gateway_key = logs.join("gateway-key.pem");
     let op = start_provider(&gateway_key)?;
     let b_args = [
+        "--wit-trust",
+        &format!("example.org={i_url}/.well-known/jwks.json"),
         "--audience",
         B_AUD,
         "--trust",
@@ -271,6 +302,15 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         op.issuer
     );
     wait_ready(b_port, "service-b", |r| r.json()["ready"] == true)?;
+    println!(
+        "wit-issuer (trust domain example.org) on 127.0.0.1:{i_port}; a second service-a ({A2_ISS}) on 127.0.0.1:{a2_port}"
+    );
+    println!(
+        "  gets its WIT there (--wit-issuer) as {A2_WORKLOAD}; service-b trusts example.org's WITs (--wit-trust)"
+    );
+    wait_ready(a2_port, "service-a's WIT", |r| {
+        r.json()["wit"]["workload"] == A2_WORKLOAD
+    })?;
     let g_port = free_port();
     let g_args = [
         "--upstream",
@@ -455,8 +495,33 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         ),
     );
 
+    // 8. WIMSE: a WIT and a proof per request; the WIT alone is useless.
+    let path = format!("/call?aud={B_AUD}&path=/whoami");
+    let command = curl("POST", a2_port, &path, &[], "");
+    let r = http("POST", a2_port, &path, &[], "")?;
+    let who = r.json();
+    t.step(
+        "A2 calls B with a Workload Identity Token and a fresh proof: B reports the workload and proof = wpt",
+        r.status == 200 && who["proof"] == "wpt" && who["workload"] == A2_WORKLOAD,
+        format!(
+            "{command}\n-> {} proof={} workload={}",
+            r.status, who["proof"], who["workload"]
+        ),
+    );
+    let wit = r.header("x-svcauth-sent-wit").unwrap_or("").to_owned();
+    let headers = [("workload-identity-token", wit.as_str())];
+    let shown = format!(
+        "$ WIT='{wit}'\n$ curl -s 'http://127.0.0.1:{b_port}/whoami' -H \"workload-identity-token: $WIT\""
+    );
+    let r = http("GET", b_port, "/whoami", &headers, "")?;
+    t.step(
+        "a copied WIT without the workload's key (no proof it can make) is refused with 400",
+        !wit.is_empty() && r.status == 400 && r.json()["error"] == "proof_invalid",
+        format!("{shown}\n-> {} {}", r.status, r.body),
+    );
+
     let steps = t.steps;
-    drop((gateway, service_b, op, service_a));
+    drop((gateway, service_b, op, service_a, service_a2, wit_issuer));
     println!();
     if t.failures == 0 {
         println!("demo: all {steps} steps behaved as described; every process stopped");
