@@ -14,6 +14,10 @@
 //!   `reqwest-middleware`).
 //! * Bound mode ([`SignerBuilder::bound_audience`], [`BindRequest`]): a
 //!   fresh token per request carrying `htm`, `htu` and `body_sha256`.
+//! * [`wimse`]: proof of possession instead of bearer tokens: a Workload
+//!   Identity Token and a fresh Workload Proof Token on every request
+//!   ([`wimse::ProofLayer`]), and the identity server's side
+//!   ([`wimse::WitIssuer`]).
 //!
 //! Tokens never go to a destination without an audience, nor over plain
 //! http to a host that is not loopback (unless the `danger_` option says so),

@@ -8,6 +8,10 @@
 //!   ([`ErrorKind::grpc_code`]). Handlers read the caller with the
 //!   extractors, or in tonic with [`Authentication::caller`].
 //! * [`Caller`] and [`CallerClaims`] (feature `axum`): extractors.
+//! * WIMSE ([`VerifierBuilder::trust_workloads`]): a Workload Identity
+//!   Token checked against its trust domain's keys and cached, with a
+//!   Workload Proof Token checked on every request and accepted once;
+//!   [`VerifyLayer::require_proof`] refuses bearer tokens.
 //! * [`ReplayStore`] and [`RevocationStore`]: state for single-use bound
 //!   tokens and deny-lists, in memory here, on Redis in `svcauth-redis`.
 //!
