@@ -303,7 +303,19 @@ impl VerifierBuilder {
                 self.clock.clone(),
             )) as Arc<dyn ReplayStore>),
         };
-        let names: Vec<&str> = self.issuers.iter().map(|i| i.iss.as_str()).collect();
+        // Workloads are counted under their trust domain, after the issuers.
+        let mut domains: Vec<(usize, String)> = workloads
+            .iter()
+            .flat_map(|w| w.domains.iter())
+            .map(|(domain, i)| (*i, format!("spiffe://{domain}")))
+            .collect();
+        domains.sort();
+        let names: Vec<&str> = self
+            .issuers
+            .iter()
+            .map(|i| i.iss.as_str())
+            .chain(domains.iter().map(|(_, d)| d.as_str()))
+            .collect();
         let metrics = Metrics::new(&names);
         Ok(Verifier::from_inner(Inner {
             policy: self.policy,

@@ -33,6 +33,8 @@ pub(crate) struct ProofKey {
     pub(crate) key: VerifyingKey,
     /// `cnf.jwk.alg`: a proof's `alg` must equal it, string for string.
     pub(crate) alg: Algorithm,
+    /// The index of its trust domain (for counting).
+    pub(crate) domain: usize,
     /// The WIT's hash, which a proof's `wth` must equal: computed once,
     /// since the cache hands this out only for the very same WIT.
     pub(crate) wit_hash: String,
@@ -131,7 +133,7 @@ impl Verifier {
             let wpt = single(target.headers, WORKLOAD_PROOF_TOKEN)
                 .map_err(|()| ErrorKind::ProofInvalid)?
                 .ok_or(ErrorKind::ProofInvalid)?;
-            let claims = self.workload_identity(trust, wit).await?;
+            let (claims, cache_hit) = self.workload_identity(trust, wit).await?;
             let proof = claims.workload.as_ref().ok_or(ErrorKind::WitInvalid)?;
             let (jti, until) = self.check_proof(trust, proof, wpt, target)?;
             if rules.require_binding {
@@ -140,6 +142,9 @@ impl Verifier {
             rules.authorize(&claims)?;
             let id = format!("wpt\n{}\n{jti}", proof.workload);
             self.first_use(&id, until, ErrorKind::ProofReplayed).await?;
+            // Counted under the trust domain (see the builder).
+            let domain = self.inner().issuers.len() + proof.domain;
+            self.inner().metrics.accepted(cache_hit, domain);
             Ok(claims)
         }
         .await;
@@ -154,7 +159,7 @@ impl Verifier {
         &self,
         trust: &WorkloadTrust,
         wit: &str,
-    ) -> Result<Arc<VerifiedClaims>, VerifyError> {
+    ) -> Result<(Arc<VerifiedClaims>, bool), VerifyError> {
         let now = self.now();
         let hit = trust.cache.hit(wit.as_bytes(), |entry| {
             now >= entry.valid_from
@@ -163,12 +168,12 @@ impl Verifier {
         });
         if let Some(claims) = hit {
             self.check_revocation(&claims).await?;
-            return Ok(claims);
+            return Ok((claims, true));
         }
         let (claims, entry) = self.verify_wit(trust, wit, now).await?;
         self.check_revocation(&claims).await?;
         trust.cache.insert(wit, entry, now);
-        Ok(claims)
+        Ok((claims, false))
     }
 
     async fn verify_wit(
@@ -253,6 +258,7 @@ impl Verifier {
                 key: proof_key,
                 alg: cnf_alg,
                 wit_hash: token_hash(wit),
+                domain: index,
             })),
         });
         let entry = Entry {

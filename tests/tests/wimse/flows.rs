@@ -41,6 +41,10 @@ async fn routes_can_require_proof_for_every_caller_or_one_issuer() {
             (Some("wpt"), Some(WORKLOAD))
         );
     }
+    // Counted: accepted under the trust domain, refusals by reason.
+    let counted = w.verifier.metrics();
+    assert!(counted.accepted >= 2, "{counted:?}");
+    assert_eq!(counted.rejected.get("proof_required"), Some(&2));
     // Another issuer's migration does not touch this one.
     let other = VerifyLayer::new(w.verifier.clone()).require_proof_from("https://c.internal");
     assert_eq!(send(&w, other, &auth).await.0, StatusCode::OK);

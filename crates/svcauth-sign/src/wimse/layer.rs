@@ -224,3 +224,21 @@ where
         }
     }
 }
+
+/// As a `reqwest_middleware` middleware: add it after the signer's
+/// (`.with(signer.middleware()).with(proof_layer)`), so that the proof
+/// binds the bearer token.
+#[cfg(feature = "reqwest-middleware")]
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for ProofLayer {
+    async fn handle(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        self.prove_reqwest(&mut request)
+            .map_err(reqwest_middleware::Error::middleware)?;
+        next.run(request, extensions).await
+    }
+}
