@@ -22,13 +22,14 @@ pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
 }
 
 /// One JSON document (a JWKS, say) at every path of a loopback server,
-/// which counts the requests it answers.
+/// which counts the requests it answers; [`set`](Self::set) changes it.
 #[derive(Debug, Clone)]
 pub struct JsonServer {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
     /// Requests answered so far.
     pub hits: std::sync::Arc<AtomicU64>,
+    body: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl JsonServer {
@@ -36,16 +37,23 @@ impl JsonServer {
     pub async fn start(body: Value) -> JsonServer {
         let hits = std::sync::Arc::new(AtomicU64::new(0));
         let counter = hits.clone();
-        let body = body.to_string();
+        let body = std::sync::Arc::new(std::sync::Mutex::new(body.to_string()));
+        let served = body.clone();
         let app = axum::Router::new().fallback(move || {
             counter.fetch_add(1, Ordering::SeqCst);
-            let body = body.clone();
+            let body = served.lock().unwrap_or_else(|e| e.into_inner()).clone();
             async move { ([("content-type", "application/json")], body) }
         });
         JsonServer {
             addr: serve(app).await,
             hits,
+            body,
         }
+    }
+
+    /// Serves `body` from now on.
+    pub fn set(&self, body: Value) {
+        *self.body.lock().unwrap_or_else(|e| e.into_inner()) = body.to_string();
     }
 
     /// `http://<addr>/jwks.json` (any path answers the same).

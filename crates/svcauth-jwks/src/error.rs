@@ -60,6 +60,16 @@ pub enum JwksError {
     /// The object has no `keys` array.
     #[error("JWKS document has no \"keys\" array")]
     NoKeysArray,
+    /// A SPIFFE bundle's `spiffe_sequence` is lower than the one in use: an
+    /// older bundle (replayed, or from a stale cache) is not taken, since it
+    /// may still hold a key the trust domain has withdrawn.
+    #[error("SPIFFE bundle sequence {received} is lower than {current}, the one in use")]
+    SequenceRegressed {
+        /// The sequence of the bundle in use.
+        current: u64,
+        /// The sequence of the bundle received.
+        received: u64,
+    },
 }
 
 /// Fetching keys from an issuer failed. The last good key set stays in use.
@@ -127,6 +137,14 @@ pub enum FetchError {
     /// to another origin).
     #[error("refusing URL {0}: only https, or http to a loopback host, is allowed")]
     InsecureUrl(String),
+    /// A watched bundle file could not be read.
+    #[error("reading {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// A key source could not be configured.

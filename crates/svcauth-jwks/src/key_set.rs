@@ -100,7 +100,7 @@ impl VerifyingKey {
     /// `use` other than `sig`, RSA of at least 2048 bits, `alg` fitting the
     /// key type.
     pub fn from_jwk(jwk: &Map<String, Value>) -> Result<Self, SkipReason> {
-        parse_jwk(jwk, false)
+        parse_jwk(jwk, false, KeyUse::Signature)
     }
 
     /// The key id, if the JWK had one.
@@ -179,7 +179,7 @@ pub enum SkipReason {
     RsaTooSmall(usize),
     /// An earlier key of the set has the same `kid`.
     DuplicateKid,
-    /// No `kid` in a set of more than one key.
+    /// No `kid` in a set of more than one key, or in a SPIFFE bundle.
     MissingKid,
     /// The set has more keys than svcauth considers.
     TooManyKeys,
@@ -204,7 +204,9 @@ impl fmt::Display for SkipReason {
             SkipReason::DuplicateKid => {
                 f.write_str("duplicate kid (the first key with it is kept)")
             }
-            SkipReason::MissingKid => f.write_str("no kid, in a set of several keys"),
+            SkipReason::MissingKid => {
+                f.write_str("no kid, in a set of several keys or a SPIFFE bundle")
+            }
             SkipReason::TooManyKeys => write!(f, "more than {MAX_KEYS_PER_SET} keys in the set"),
         }
     }
@@ -229,6 +231,16 @@ pub struct KeySet {
     /// A key without `kid`: only ever the single key of its set.
     keyless: Option<Arc<VerifyingKey>>,
     skipped: Vec<SkippedKey>,
+    /// The SPIFFE bundle members, for a set read from a bundle.
+    pub(crate) bundle: Option<crate::spiffe::BundleInfo>,
+}
+
+/// Which keys of a document are taken: signature keys of a plain JWKS
+/// (`use` absent or `sig`), or one SVID type's keys of a SPIFFE bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyUse {
+    Signature,
+    Svid(crate::SvidKind),
 }
 
 impl KeySet {
@@ -283,27 +295,29 @@ impl KeySet {
     /// assert_eq!(set.skipped()[0].kid.as_deref(), Some("k2"));
     /// ```
     pub fn from_jwks(document: &[u8], max_bytes: usize) -> Result<Self, JwksError> {
-        if document.len() > max_bytes {
-            return Err(JwksError::TooLarge { limit: max_bytes });
-        }
-        let value: Value =
-            serde_json::from_slice(document).map_err(|e| JwksError::NotJson(e.to_string()))?;
-        let Value::Object(mut top) = value else {
-            return Err(JwksError::NotJson("the top level is not an object".into()));
-        };
-        let Some(Value::Array(entries)) = top.remove("keys") else {
-            return Err(JwksError::NoKeysArray);
-        };
+        let (_, entries) = read_document(document, max_bytes)?;
+        Ok(Self::from_entries(entries, KeyUse::Signature))
+    }
 
+    /// The keys of `entries` meant for `key_use`, each parsed on its own.
+    /// In a SPIFFE bundle, keys for other SVID types are not for us and
+    /// are passed over without a word; every key meant for us that cannot
+    /// be used is logged and listed in [`KeySet::skipped`].
+    pub(crate) fn from_entries(entries: Vec<Value>, key_use: KeyUse) -> Self {
         let several = entries.len() > 1;
         let mut set = KeySet::default();
         for (index, entry) in entries.into_iter().enumerate() {
+            if let KeyUse::Svid(kind) = key_use {
+                if entry.get("use").and_then(Value::as_str) != Some(kind.use_value()) {
+                    continue;
+                }
+            }
             let kid = entry.get("kid").and_then(Value::as_str).map(str::to_owned);
             let outcome = if index >= MAX_KEYS_PER_SET {
                 Err(SkipReason::TooManyKeys)
             } else {
                 match entry {
-                    Value::Object(jwk) => parse_jwk(&jwk, several),
+                    Value::Object(jwk) => parse_jwk(&jwk, several, key_use),
                     _ => Err(SkipReason::NotAnObject),
                 }
             };
@@ -324,7 +338,7 @@ impl KeySet {
                 }
             }
         }
-        Ok(set)
+        set
     }
 
     /// Looks up the key for a token's `kid`.
@@ -397,6 +411,26 @@ impl KeySet {
     }
 }
 
+/// A JWKS document's top-level object, without its `keys`, and the keys:
+/// the size cap, JSON, an object, a `keys` array.
+pub(crate) fn read_document(
+    document: &[u8],
+    max_bytes: usize,
+) -> Result<(Map<String, Value>, Vec<Value>), JwksError> {
+    if document.len() > max_bytes {
+        return Err(JwksError::TooLarge { limit: max_bytes });
+    }
+    let value: Value =
+        serde_json::from_slice(document).map_err(|e| JwksError::NotJson(e.to_string()))?;
+    let Value::Object(mut top) = value else {
+        return Err(JwksError::NotJson("the top level is not an object".into()));
+    };
+    let Some(Value::Array(entries)) = top.remove("keys") else {
+        return Err(JwksError::NoKeysArray);
+    };
+    Ok((top, entries))
+}
+
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 fn b64_member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, SkipReason> {
@@ -408,7 +442,11 @@ fn b64_member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, SkipReaso
         .map_err(|_| SkipReason::Malformed(format!("{name:?} is not strict base64url")))
 }
 
-fn parse_jwk(jwk: &Map<String, Value>, several: bool) -> Result<VerifyingKey, SkipReason> {
+fn parse_jwk(
+    jwk: &Map<String, Value>,
+    several: bool,
+    key_use: KeyUse,
+) -> Result<VerifyingKey, SkipReason> {
     let kty = jwk.get("kty").and_then(Value::as_str).unwrap_or("");
     if kty == "oct" {
         return Err(SkipReason::Symmetric);
@@ -416,10 +454,12 @@ fn parse_jwk(jwk: &Map<String, Value>, several: bool) -> Result<VerifyingKey, Sk
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(SkipReason::PrivateKeyMaterial);
     }
-    match jwk.get("use") {
-        None => {}
-        Some(Value::String(u)) if u == "sig" => {}
-        Some(_) => return Err(SkipReason::NotForSignatures),
+    match (jwk.get("use"), key_use) {
+        (None, KeyUse::Signature) => {}
+        (Some(Value::String(u)), KeyUse::Signature) if u == "sig" => {}
+        // A bundle's entries were chosen by their `use` already.
+        (Some(_), KeyUse::Svid(_)) => {}
+        _ => return Err(SkipReason::NotForSignatures),
     }
     if let Some(ops) = jwk.get("key_ops") {
         let verifies = ops
@@ -430,7 +470,10 @@ fn parse_jwk(jwk: &Map<String, Value>, several: bool) -> Result<VerifyingKey, Sk
         }
     }
     let kid = match jwk.get("kid") {
-        None if several => return Err(SkipReason::MissingKid),
+        // SPIFFE requires a kid on every bundle key (JWT-SVID §6.1).
+        None if several || matches!(key_use, KeyUse::Svid(_)) => {
+            return Err(SkipReason::MissingKid);
+        }
         None => None,
         Some(Value::String(k)) if !k.is_empty() && k.len() <= MAX_KID_LEN => Some(k.as_str()),
         Some(_) => {

@@ -54,6 +54,7 @@ mod public_key;
 mod publish;
 mod signing_key;
 mod source;
+mod spiffe;
 pub use error::{ConfigError, FetchError, JwksError, KeyError};
 pub use key_ring::{KeyRing, RetiringKey, RingError, RingState};
 pub use key_set::{KeySet, SignatureError, SkipReason, SkippedKey, VerifyingKey};
@@ -61,6 +62,7 @@ pub use public_key::{Jwk, MAX_RSA_BITS, MIN_RSA_BITS, PublicKeyMaterial};
 pub use publish::JwksService;
 pub use signing_key::{SigningKey, generate_pkcs8_pem};
 pub use source::{KeyLookup, KeySource, KeySourceStats, RemoteBuilder, http_client_builder};
+pub use spiffe::SvidKind;
 
 /// Entry points for the fuzz targets (`fuzz/`), built only by cargo-fuzz
 /// (`--cfg fuzzing`): parsers that are otherwise reached only over HTTP.

@@ -1,6 +1,7 @@
 //! [`RemoteBuilder`]: the configuration of a remote key source, each
 //! default set and explained here. Fetching and storing are in `remote.rs`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use svcauth_core::{SharedClock, system_clock};
@@ -9,6 +10,7 @@ use url::Url;
 use super::http;
 use super::remote::Remote;
 use super::{KeySet, KeySource};
+use crate::SvidKind;
 use crate::error::ConfigError;
 use crate::key_set::DEFAULT_MAX_JWKS_BYTES;
 
@@ -24,18 +26,35 @@ pub(crate) const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
 /// Fetch timeout: 5 s.
 pub(crate) const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a watched bundle file is read again: every 2 s.
+const FILE_POLL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub(super) enum Location {
     Jwks(Url),
-    Discovery { issuer: String, url: Url },
+    Discovery {
+        issuer: String,
+        url: Url,
+    },
+    /// A file, read again every poll interval: a SPIFFE bundle delivered by
+    /// an agent or mounted from a ConfigMap.
+    File(PathBuf),
+}
+
+/// What the fetched document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Format {
+    Jwks,
+    SpiffeBundle(SvidKind),
 }
 
 /// Configuration of a remote key source. Start from [`KeySource::remote`] or
 /// [`KeySource::discover`]; every setting has a safe default.
 ///
-/// * Freshness: `Cache-Control: max-age` of the response, clamped to
-///   60 s..=24 h, 5 minutes when absent. The background
+/// * Freshness: `Cache-Control: max-age` of the response (a SPIFFE
+///   bundle's `spiffe_refresh_hint` instead, when it has one), clamped to
+///   60 s..=24 h, 5 minutes when absent. A watched bundle file is read
+///   again every 2 s, whatever its hint. The background
 ///   refresher fetches a little ahead of expiry, with jitter, and revalidates
 ///   with `If-None-Match` when the issuer sent an `ETag`.
 /// * Unknown kid: one fetch in flight per source (single flight), and none
@@ -51,6 +70,7 @@ pub(super) enum Location {
 #[must_use]
 pub struct RemoteBuilder {
     pub(super) location: Location,
+    pub(super) format: Format,
     pub(super) default_ttl: Duration,
     pub(super) min_ttl: Duration,
     pub(super) max_ttl: Duration,
@@ -84,9 +104,24 @@ impl RemoteBuilder {
         }))
     }
 
+    pub(super) fn spiffe_bundle(url: &str, kind: SvidKind) -> Result<Self, ConfigError> {
+        let mut builder = Self::new(Location::Jwks(parse_url(url)?));
+        builder.format = Format::SpiffeBundle(kind);
+        Ok(builder)
+    }
+
+    pub(super) fn spiffe_bundle_file(path: PathBuf, kind: SvidKind) -> Self {
+        let mut builder = Self::new(Location::File(path));
+        builder.format = Format::SpiffeBundle(kind);
+        builder.default_ttl = FILE_POLL;
+        builder.min_ttl = Duration::from_secs(1);
+        builder
+    }
+
     fn new(location: Location) -> Self {
         RemoteBuilder {
             location,
+            format: Format::Jwks,
             default_ttl: DEFAULT_TTL,
             min_ttl: MIN_TTL,
             max_ttl: MAX_TTL,
@@ -133,7 +168,8 @@ impl RemoteBuilder {
         Ok(self)
     }
 
-    /// Freshness when the issuer sends no `max-age` (default 5 min).
+    /// Freshness when the issuer sends no `max-age` (default 5 min); for a
+    /// watched bundle file, how often it is read again (default 2 s).
     pub fn default_ttl(mut self, ttl: Duration) -> Self {
         self.default_ttl = ttl;
         self
@@ -205,12 +241,15 @@ impl RemoteBuilder {
                 "timeout and document size must be positive",
             ));
         }
-        let first_url = match &self.location {
-            Location::Jwks(url) | Location::Discovery { url, .. } => url.clone(),
+        let origin = match &self.location {
+            Location::Jwks(url) | Location::Discovery { url, .. } => {
+                if !http::url_allowed(url, self.allow_insecure_http) {
+                    return Err(ConfigError::InsecureUrl(url.to_string()));
+                }
+                url.to_string()
+            }
+            Location::File(path) => format!("file:{}", path.display()),
         };
-        if !http::url_allowed(&first_url, self.allow_insecure_http) {
-            return Err(ConfigError::InsecureUrl(first_url.to_string()));
-        }
         if self.http_client.is_some() && self.proxy.is_some() {
             return Err(ConfigError::Invalid(
                 "set the proxy on the HTTP client given to http_client",
@@ -218,8 +257,7 @@ impl RemoteBuilder {
         }
         let clock = self.clock.clone();
         let remote = Remote::new(self)?;
-        let source =
-            KeySource::from_parts(first_url.to_string(), KeySet::empty(), Some(remote), clock);
+        let source = KeySource::from_parts(origin, KeySet::empty(), Some(remote), clock);
         if let Some(remote) = &source.inner.remote {
             remote.ensure_refresher(&source);
         }

@@ -4,6 +4,7 @@
 
 mod builder;
 mod facade;
+mod file;
 mod http;
 pub(crate) mod remote;
 
@@ -16,6 +17,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use svcauth_core::{Algorithm, SharedClock, system_clock};
+
+use crate::SvidKind;
 
 pub use builder::RemoteBuilder;
 pub use http::client_builder as http_client_builder;
@@ -146,6 +149,8 @@ pub struct KeySourceStats {
     pub last_error: Option<String>,
     /// Whether lookups fail closed because the set is too stale.
     pub expired: bool,
+    /// The `spiffe_sequence` of the SPIFFE bundle in use.
+    pub spiffe_sequence: Option<u64>,
 }
 
 impl KeySource {
@@ -159,6 +164,48 @@ impl KeySource {
     /// `jwks_uri` is then fetched. See [`RemoteBuilder`].
     pub fn discover(issuer: &str) -> Result<RemoteBuilder, crate::ConfigError> {
         RemoteBuilder::discovery(issuer)
+    }
+
+    /// A remote source for a SPIFFE trust bundle endpoint (SPIFFE
+    /// Federation's `https_web` profile, or any HTTPS URL serving a bundle):
+    /// the keys for SVIDs of `kind`, refreshed at the bundle's
+    /// `spiffe_refresh_hint`. A bundle whose `spiffe_sequence` is lower than
+    /// the one in use is refused, like a failed fetch; a bundle with no key
+    /// of `kind` is applied, and then every such SVID of the trust domain
+    /// is refused. Everything else is as for [`KeySource::remote`].
+    pub fn spiffe_bundle(url: &str, kind: SvidKind) -> Result<RemoteBuilder, crate::ConfigError> {
+        RemoteBuilder::spiffe_bundle(url, kind)
+    }
+
+    /// A SPIFFE trust bundle in a file, watched: read again every 2 s
+    /// ([`RemoteBuilder::default_ttl`] sets another interval), and swapped
+    /// in when its bytes change. A file that goes missing or is broken
+    /// keeps the last good bundle in use, up to the maximum staleness, as a
+    /// failing endpoint does; the bundle rules are those of
+    /// [`KeySource::spiffe_bundle`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use svcauth_core::Algorithm;
+    /// use svcauth_jwks::{KeyLookup, KeySource, SigningKey, SvidKind};
+    ///
+    /// let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    /// let mut jwk = serde_json::to_value(key.public_jwk()).unwrap();
+    /// jwk["use"] = "jwt-svid".into();
+    /// let path = std::env::temp_dir().join(format!("bundle-{}.json", std::process::id()));
+    /// std::fs::write(&path, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
+    ///
+    /// let source = KeySource::spiffe_bundle_file(&path, SvidKind::Jwt).build().unwrap();
+    /// source.refresh().await.unwrap();
+    /// assert!(matches!(source.lookup(Some(key.kid())), KeyLookup::Found(_)));
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # }
+    /// ```
+    pub fn spiffe_bundle_file(path: impl AsRef<Path>, kind: SvidKind) -> RemoteBuilder {
+        RemoteBuilder::spiffe_bundle_file(path.as_ref().to_path_buf(), kind)
     }
 
     /// A static source that never fetches.
@@ -378,6 +425,7 @@ impl KeySource {
             }),
             last_error,
             expired: matches!(self.lookup(None), KeyLookup::Expired),
+            spiffe_sequence: snapshot.keys.spiffe_sequence(),
         }
     }
 

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::builder::{Location, RemoteBuilder};
+use super::builder::{Format, Location, RemoteBuilder};
 use super::facade::Facade;
+use super::file;
 use super::http::{self, Fetched};
 use super::{Inner, KeySource, Snapshot};
-use crate::error::{ConfigError, FetchError};
+use crate::error::{ConfigError, FetchError, JwksError};
 use crate::key_set::KeySet;
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -61,6 +62,7 @@ impl Remote {
             facade: Facade::new(match &config.location {
                 Location::Jwks(url) => url.as_str(),
                 Location::Discovery { issuer, .. } => issuer,
+                Location::File(path) => path.to_str().unwrap_or("file"),
             }),
             config,
         })
@@ -113,10 +115,12 @@ impl Remote {
         handle.spawn(refresher(Arc::downgrade(&source.inner)));
     }
 
-    async fn jwks_url(&self) -> Result<Url, FetchError> {
+    /// The document's URL; `None` for a file.
+    async fn jwks_url(&self) -> Result<Option<Url>, FetchError> {
         let (issuer, discovery_url) = match &self.config.location {
-            Location::Jwks(url) => return Ok(url.clone()),
+            Location::Jwks(url) => return Ok(Some(url.clone())),
             Location::Discovery { issuer, url } => (issuer, url),
+            Location::File(_) => return Ok(None),
         };
         if let Some(url) = self
             .discovered
@@ -124,7 +128,7 @@ impl Remote {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
         {
-            return Ok(url);
+            return Ok(Some(url));
         }
         let bad = |message: String| FetchError::Discovery {
             url: discovery_url.to_string(),
@@ -154,7 +158,30 @@ impl Remote {
             .discovered
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(jwks_uri.clone());
-        Ok(jwks_uri)
+        Ok(Some(jwks_uri))
+    }
+
+    /// The document, over HTTP or from the watched file, and where it came
+    /// from (for errors and logs).
+    async fn get(&self, etag: Option<&str>) -> Result<(String, Fetched), FetchError> {
+        if let Location::File(path) = &self.config.location {
+            let fetched = file::read(path, etag, self.config.max_bytes).await?;
+            return Ok((format!("file:{}", path.display()), fetched));
+        }
+        let url = self
+            .jwks_url()
+            .await?
+            .ok_or_else(|| FetchError::InsecureUrl(String::from("no URL")))?;
+        tracing::debug!(url = %url, revalidate = etag.is_some(), "fetching JWKS");
+        let fetched = http::get(
+            &self.client,
+            &url,
+            etag,
+            self.config.max_bytes,
+            self.config.timeout,
+        )
+        .await?;
+        Ok((url.to_string(), fetched))
     }
 
     fn ttl(&self, max_age: Option<Duration>) -> Duration {
@@ -234,18 +261,9 @@ impl Remote {
 
     async fn fetch_and_swap(&self, source: &KeySource) -> Result<(), FetchError> {
         let remote = self;
-        let url = remote.jwks_url().await?;
         let old = source.inner.state.load_full();
         let etag = old.loaded.then_some(old.etag.as_deref()).flatten();
-        tracing::debug!(url = %url, revalidate = etag.is_some(), "fetching JWKS");
-        let fetched = http::get(
-            &remote.client,
-            &url,
-            etag,
-            remote.config.max_bytes,
-            remote.config.timeout,
-        )
-        .await?;
+        let (url, fetched) = remote.get(etag).await?;
         let now = source.inner.clock.now();
         match fetched {
             Fetched::NotModified { max_age } => {
@@ -270,35 +288,31 @@ impl Remote {
                 max_age,
                 etag,
             } => {
-                let keys = KeySet::from_jwks(&body, remote.config.max_bytes).map_err(|error| {
-                    FetchError::Jwks {
-                        url: url.to_string(),
+                let keys = remote
+                    .parse(&body, old.loaded.then_some(&*old.keys))
+                    .map_err(|error| FetchError::Jwks {
+                        url: url.clone(),
                         error,
-                    }
-                })?;
-                if keys.is_empty() && !keys.skipped().is_empty() {
-                    // Keys that are all unusable: the issuer is broken (or the
-                    // document hostile); keep serving the last good set rather
-                    // than lock everyone out. A well-formed empty set
-                    // (`{"keys":[]}`) is different: the issuer says it trusts
-                    // no key any more (withdrawing a leaked one), and as with a
-                    // SPIFFE bundle, an empty set is applied and trusts nothing.
-                    return Err(FetchError::Jwks {
-                        url: url.to_string(),
-                        error: crate::JwksError::NotJson("the set has no usable key".into()),
-                    });
-                }
+                    })?;
                 remote.facade.fetched(Some(keys.len()), now.as_secs_f64());
-                let ttl = remote.ttl(max_age);
+                let hint = match remote.config.location {
+                    Location::File(_) => None,
+                    _ => keys.spiffe_refresh_hint(),
+                };
+                let ttl = remote.ttl(hint.or(max_age));
                 let changed = !old.loaded || !old.keys.same_keys(&keys);
                 if changed {
                     tracing::info!(url = %url, kids = ?keys.kids(), ttl_secs = ttl.as_secs(), "JWKS key set swapped in");
                 } else {
                     tracing::debug!(url = %url, ttl_secs = ttl.as_secs(), "JWKS unchanged");
                 }
+                // Same keys under a new bundle sequence: the set is stored
+                // (its sequence is what the next bundle is held to), the
+                // generation, and with it the verification cache, stays.
+                let renumbered = keys.spiffe_sequence() != old.keys.spiffe_sequence();
                 source.store(
                     Snapshot {
-                        keys: if changed {
+                        keys: if changed || renumbered {
                             Arc::new(keys)
                         } else {
                             old.keys.clone()
@@ -314,6 +328,40 @@ impl Remote {
             }
         }
         Ok(())
+    }
+
+    /// The keys of a fetched document, held to the rules of its format
+    /// against `current`, the set in use.
+    fn parse(&self, body: &[u8], current: Option<&KeySet>) -> Result<KeySet, JwksError> {
+        let max_bytes = self.config.max_bytes;
+        match self.config.format {
+            Format::Jwks => {
+                let keys = KeySet::from_jwks(body, max_bytes)?;
+                if keys.is_empty() && !keys.skipped().is_empty() {
+                    // Keys that are all unusable: the issuer is broken (or the
+                    // document hostile); keep serving the last good set rather
+                    // than lock everyone out. A well-formed empty set
+                    // (`{"keys":[]}`) is different: the issuer says it trusts
+                    // no key any more (withdrawing a leaked one), and as with a
+                    // SPIFFE bundle, an empty set is applied and trusts nothing.
+                    return Err(JwksError::NotJson("the set has no usable key".into()));
+                }
+                Ok(keys)
+            }
+            // A bundle with no usable key is applied: the bundle format says
+            // every SVID of the trust domain is then invalid (§4.1.3). One
+            // older than the bundle in use is not.
+            Format::SpiffeBundle(kind) => {
+                let keys = KeySet::from_spiffe_bundle(body, max_bytes, kind)?;
+                let current = current.and_then(KeySet::spiffe_sequence);
+                match (current, keys.spiffe_sequence()) {
+                    (Some(current), Some(received)) if received < current => {
+                        Err(JwksError::SequenceRegressed { current, received })
+                    }
+                    _ => Ok(keys),
+                }
+            }
+        }
     }
 
     /// How long the background refresher waits before its next fetch.
