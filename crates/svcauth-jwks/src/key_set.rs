@@ -307,10 +307,10 @@ impl KeySet {
         let several = entries.len() > 1;
         let mut set = KeySet::default();
         for (index, entry) in entries.into_iter().enumerate() {
-            if let KeyUse::Svid(kind) = key_use {
-                if entry.get("use").and_then(Value::as_str) != Some(kind.use_value()) {
-                    continue;
-                }
+            if let KeyUse::Svid(kind) = key_use
+                && entry.get("use").and_then(Value::as_str) != Some(kind.use_value())
+            {
+                continue;
             }
             let kid = entry.get("kid").and_then(Value::as_str).map(str::to_owned);
             let outcome = if index >= MAX_KEYS_PER_SET {
