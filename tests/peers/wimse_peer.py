@@ -6,6 +6,9 @@
            workload key of <alg>, a WIT for it, and a WPT for <target_uri> binding <access_token>
     python wimse_peer.py verify <jwks_json> <trust_domain> <target_uri> <wit> <wpt> [<access_token>]
         -> the WIT's claims and the WPT's, after every check of the drafts
+    python wimse_peer.py jwt-svid <alg> <audience>
+        -> {"bundle", "svid"}: a SPIFFE bundle (a jwt-svid key of <alg>, RS256 or ES256, beside
+           an x509-svid entry) and a JWT-SVID for <audience> signed with it (SPIFFE JWT-SVID)
 """
 import base64
 import hashlib
@@ -15,7 +18,7 @@ import time
 import uuid
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 
 def token_hash(token):
@@ -30,6 +33,9 @@ def new_key(alg):
     elif alg == "EdDSA":
         private = ed25519.Ed25519PrivateKey.generate()
         jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(private.public_key()))
+    elif alg == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
     else:
         raise SystemExit(f"unsupported alg {alg}")
     jwk["alg"] = alg
@@ -91,6 +97,21 @@ def verify(jwks_json, trust_domain, target_uri, wit, wpt, access_token=None):
     print(json.dumps({"wit": wit_claims, "wpt": proof}))
 
 
+def jwt_svid(alg, audience):
+    now = int(time.time())
+    key, jwk = new_key(alg)
+    jwk["use"] = "jwt-svid"
+    jwk["kid"] = "py-" + uuid.uuid4().hex[:8]
+    _, x509 = new_key("ES256")
+    x509["use"] = "x509-svid"
+    svid = jwt.encode(
+        {"sub": "spiffe://py.example/ns/peer/sa/client", "aud": [audience], "iat": now,
+         "exp": now + 300},
+        key, algorithm=alg, headers={"kid": jwk["kid"], "typ": "JWT"})
+    bundle = {"keys": [jwk, x509], "spiffe_sequence": 1, "spiffe_refresh_hint": 300}
+    print(json.dumps({"bundle": bundle, "svid": svid}))
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    {"mint": mint, "verify": verify}[mode](*args)
+    {"mint": mint, "verify": verify, "jwt-svid": jwt_svid}[mode](*args)

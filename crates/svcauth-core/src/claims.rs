@@ -24,7 +24,10 @@ use serde_json::{Map, Value};
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
-    /// Issuer: who minted the token (for self-signed tokens, the calling service).
+    /// Issuer: who minted the token (for self-signed tokens, the calling
+    /// service). Empty when the token has none (a SPIFFE JWT-SVID may not);
+    /// an empty issuer is never trusted.
+    #[serde(default)]
     pub iss: String,
     /// Subject: on whose behalf the call is made (the service itself, or a
     /// user when delegating, with [`Claims::act`] naming the service).

@@ -92,6 +92,33 @@ impl VerifierBuilder {
         self.issuers.push(Issuer {
             iss: issuer.to_owned(),
             keys: IssuerKeys::Source(keys),
+            jwt_svid: false,
+        });
+        self
+    }
+
+    /// Accepts SPIFFE JWT-SVIDs (bearer tokens in `Authorization`) of
+    /// workloads in `trust_domain` (`example.org`), verified only with
+    /// `keys`: the trust domain's bundle, read with
+    /// [`SvidKind::Jwt`](svcauth_jwks::SvidKind::Jwt) from
+    /// [`KeySource::spiffe_bundle`] or [`KeySource::spiffe_bundle_file`].
+    ///
+    /// The trust domain in `sub` chooses the keys, never `iss`; the
+    /// verified claims then carry `iss` = `spiffe://<trust_domain>` (the
+    /// name [`allow_caller`](crate::VerifyLayer::allow_caller) and
+    /// [`require_proof_from`](crate::VerifyLayer::require_proof_from)
+    /// match). The JWT-SVID header rules hold on top of this verifier's:
+    /// RS, ES or PS only, `typ` absent, `JWT` or `JOSE`, no header member
+    /// but `alg`, `kid` and `typ`; `aud` must name this verifier's
+    /// audience, and `iat` is required for the lifetime cap.
+    pub fn trust_jwt_svids(mut self, trust_domain: &str, keys: KeySource) -> Self {
+        if svcauth_core::wimse::WorkloadId::check_trust_domain(trust_domain).is_err() {
+            self.error = Some(ConfigError::Invalid("not a valid trust domain"));
+        }
+        self.issuers.push(Issuer {
+            iss: format!("spiffe://{trust_domain}"),
+            keys: IssuerKeys::Source(keys),
+            jwt_svid: true,
         });
         self
     }
@@ -122,6 +149,7 @@ impl VerifierBuilder {
                 alg,
                 key: Box::new(aws_lc_rs::hmac::Key::new(algorithm, secret)),
             },
+            jwt_svid: false,
         });
         self
     }
@@ -288,9 +316,16 @@ impl VerifierBuilder {
                 "max lifetime and max token size must be positive",
             ));
         }
-        let mut by_iss = HashMap::new();
+        let (mut by_iss, mut svid_domains) = (HashMap::new(), HashMap::new());
         for (i, issuer) in self.issuers.iter().enumerate() {
-            if by_iss.insert(issuer.iss.clone(), i).is_some() {
+            if issuer.iss.is_empty() {
+                return Err(ConfigError::Invalid("an issuer is a non-empty string"));
+            }
+            let (map, key) = match issuer.iss.strip_prefix("spiffe://") {
+                Some(domain) if issuer.jwt_svid => (&mut svid_domains, domain),
+                _ => (&mut by_iss, issuer.iss.as_str()),
+            };
+            if map.insert(key.to_owned(), i).is_some() {
                 return Err(ConfigError::DuplicateIssuer(issuer.iss.clone()));
             }
         }
@@ -321,6 +356,7 @@ impl VerifierBuilder {
             policy: self.policy,
             issuers: self.issuers,
             by_iss,
+            svid_domains,
             cache: VerifiedCache::new(self.cache_capacity),
             replay,
             revocation: self.revocation,

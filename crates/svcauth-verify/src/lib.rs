@@ -94,6 +94,7 @@ mod policy;
 mod rejection;
 mod service;
 mod store;
+mod svid;
 mod token;
 mod verifier;
 mod wimse;

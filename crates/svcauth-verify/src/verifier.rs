@@ -28,8 +28,11 @@ pub(crate) enum IssuerKeys {
 }
 
 pub(crate) struct Issuer {
+    /// The trusted `iss`; for a JWT-SVID trust domain, `spiffe://<domain>`.
     pub(crate) iss: String,
     pub(crate) keys: IssuerKeys,
+    /// A trust domain's JWT-SVIDs, found by `sub`, not by `iss`.
+    pub(crate) jwt_svid: bool,
 }
 
 impl Issuer {
@@ -60,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) policy: Policy,
     pub(crate) issuers: Vec<Issuer>,
     pub(crate) by_iss: HashMap<String, usize>,
+    /// Trust domains whose JWT-SVIDs are accepted -> their issuer index.
+    pub(crate) svid_domains: HashMap<String, usize>,
     pub(crate) cache: VerifiedCache,
     pub(crate) replay: Option<Arc<dyn ReplayStore>>,
     pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
@@ -316,12 +321,22 @@ impl Verifier {
         let inner = &*self.inner;
         let policy = &inner.policy;
         let parsed = token::parse(token, policy.max_token_bytes)?;
-        policy.check_header(&parsed.header)?;
-        // The issuer first: an untrusted iss never causes a key lookup or fetch.
-        let index = *inner
-            .by_iss
-            .get(parsed.claims.iss.as_str())
-            .ok_or(ErrorKind::UntrustedIssuer)?;
+        // The issuer first: an untrusted iss never causes a key lookup or
+        // fetch. Failing that, a JWT-SVID of a trusted trust domain, under
+        // its own header rules.
+        let index = match inner.by_iss.get(parsed.claims.iss.as_str()) {
+            Some(&index) => {
+                policy.check_header(&parsed.header)?;
+                index
+            }
+            None => match self.jwt_svid_issuer(token, &parsed)? {
+                Some(index) => index,
+                None => {
+                    policy.check_header(&parsed.header)?;
+                    return Err(ErrorKind::UntrustedIssuer.into());
+                }
+            },
+        };
         let issuer = &inner.issuers[index];
         let now = inner.clock.now_secs();
         policy.check_claims(&parsed.claims, now)?;
@@ -363,9 +378,14 @@ impl Verifier {
         };
 
         let leeway = policy.leeway;
+        let mut claims = parsed.claims;
+        if issuer.jwt_svid {
+            // Whatever `iss` a JWT-SVID carries, its trust domain vouched for it.
+            claims.iss.clone_from(&issuer.iss);
+        }
         let claims = Arc::new(VerifiedClaims {
-            valid_from: parsed.claims.nbf.unwrap_or(0).saturating_sub(leeway),
-            claims: parsed.claims,
+            valid_from: claims.nbf.unwrap_or(0).saturating_sub(leeway),
+            claims,
             payload: Bytes::from(parsed.payload),
             kid: parsed.header.kid,
             alg,
