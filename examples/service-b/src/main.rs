@@ -29,7 +29,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use demo_grpc::{Demo, demo_server::DemoServer};
 use serde_json::json;
-use svcauth_jwks::KeySource;
+use svcauth_jwks::{KeySource, SvidKind};
 use svcauth_verify::{Caller, Verifier, VerifyLayer};
 
 #[path = "../../common/mod.rs"]
@@ -42,7 +42,8 @@ const ROUTES: &str = "\
 Routes:
   GET  /whoami    who called: the verified iss, sub, aud, kid, all claims, and
                   the proof: bearer, or wpt with the workload identifier
-                  for a caller that sent a WIT and its proof (--wit-trust)
+                  for a caller that sent a WIT and its proof (--wit-trust,
+                  --spiffe-bundle); a JWT-SVID caller is spiffe://TRUST_DOMAIN
   POST /echo      the body back; a request-bound token is checked against the
                   request (method, URL, query, body) and accepted once
   GET  /healthz   readiness; to loopback callers also each issuer's key source
@@ -154,6 +155,18 @@ struct Args {
         value_name = "TRUST_DOMAIN=JWKS_URL"
     )]
     wit_trust: Vec<String>,
+    /// Accept SPIFFE SVIDs of TRUST_DOMAIN with the keys of its trust
+    /// bundle at BUNDLE: an https (or loopback http) bundle endpoint, or a
+    /// file, watched for changes (repeatable). JWT-SVIDs are bearer tokens
+    /// checked with the bundle's jwt-svid keys; WIT-SVIDs come with a proof
+    /// and are checked with its wit-svid keys.
+    #[arg(
+        long = "spiffe-bundle",
+        env = "SERVICE_B_SPIFFE_BUNDLE",
+        value_delimiter = ',',
+        value_name = "TRUST_DOMAIN=BUNDLE"
+    )]
+    spiffe_bundle: Vec<String>,
     /// Refuse bearer tokens: every caller must present a WIT and its proof.
     #[arg(long, env = "SERVICE_B_REQUIRE_PROOF")]
     require_proof: bool,
@@ -234,6 +247,27 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("--wit-trust {pair}: {e}"))?;
         wit_sources.push((domain.to_owned(), source));
     }
+    let mut svid_sources = Vec::new();
+    for pair in &args.spiffe_bundle {
+        let (domain, bundle) = pair.split_once('=').ok_or_else(|| {
+            format!("--spiffe-bundle: expected TRUST_DOMAIN=BUNDLE, got {pair:?}")
+        })?;
+        for kind in [SvidKind::Jwt, SvidKind::Wit] {
+            let source = if bundle.starts_with("https://") || bundle.starts_with("http://") {
+                with_client(KeySource::spiffe_bundle(bundle, kind).map_err(|e| e.to_string())?)
+            } else {
+                KeySource::spiffe_bundle_file(bundle, kind)
+            };
+            let source = source
+                .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs))
+                .build()
+                .map_err(|e| format!("--spiffe-bundle {pair}: {e}"))?;
+            match kind {
+                SvidKind::Wit => wit_sources.push((domain.to_owned(), source)),
+                _ => svid_sources.push((domain.to_owned(), source)),
+            }
+        }
+    }
     let mut builder = Verifier::builder(&args.audience)
         .leeway(Duration::from_secs(args.leeway_secs))
         .max_lifetime(Duration::from_secs(args.max_lifetime_secs))
@@ -243,6 +277,9 @@ async fn run(args: Args) -> Result<(), String> {
     }
     for (domain, source) in &wit_sources {
         builder = builder.trust_workloads(domain, source.clone());
+    }
+    for (domain, source) in &svid_sources {
+        builder = builder.trust_jwt_svids(domain, source.clone());
     }
     if !wit_sources.is_empty() {
         for url in proof_targets(&args) {
@@ -283,6 +320,11 @@ async fn run(args: Args) -> Result<(), String> {
         wit_sources
             .into_iter()
             .map(|(domain, source)| (format!("spiffe://{domain}"), source)),
+    );
+    sources.extend(
+        svid_sources
+            .into_iter()
+            .map(|(domain, source)| (format!("spiffe://{domain} (jwt-svid)"), source)),
     );
 
     let grpc_layer = layer.clone();

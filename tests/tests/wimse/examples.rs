@@ -159,3 +159,62 @@ async fn require_proof_refuses_bearer_tokens_and_admits_proofs() {
     );
     assert!(body["error_description"].as_str().unwrap().contains("WIT"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_b_accepts_jwt_svids_from_a_watched_spiffe_bundle_file() {
+    let dir = std::env::temp_dir().join(format!("svcauth-b-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bundle.json");
+    let entry = |key: &SigningKey| {
+        let mut jwk = serde_json::to_value(key.public_jwk()).unwrap();
+        jwk["use"] = "jwt-svid".into();
+        jwk
+    };
+    let write = |keys: Value, sequence: u64| {
+        let staged = dir.join("bundle.tmp");
+        let bundle = json!({ "keys": keys, "spiffe_sequence": sequence });
+        std::fs::write(&staged, bundle.to_string()).unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+    };
+    let first = SigningKey::generate(Algorithm::ES256).unwrap();
+    write(json!([entry(&first)]), 1);
+    let b_port = free_port();
+    let mut args = s(&["--audience", B, "--spiffe-bundle"]);
+    args.push(format!("example.org={}", path.display()));
+    let b = Example::spawn_on(b_port, "service-b", &args, Stdio::null())
+        .ready(|h| h["ready"] == true)
+        .await;
+    let svid = |key: &SigningKey| {
+        let now = svcauth_tests::unix_now();
+        mint(
+            key,
+            json!({ "alg": "ES256", "kid": key.kid(), "typ": "JWT" }),
+            json!({ "sub": "spiffe://example.org/ns/prod/sa/reports", "aud": B, "iat": now, "exp": now + 300 }),
+        )
+    };
+    let bearer = |token: String| vec![("authorization", format!("Bearer {token}"))];
+    let (status, body) = to_b(&b, &bearer(svid(&first))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["iss"], json!("spiffe://example.org"));
+    assert_eq!(
+        body["sub"],
+        json!("spiffe://example.org/ns/prod/sa/reports")
+    );
+    assert_eq!(body["proof"], json!("bearer"));
+
+    // The agent rotates the bundle file: the new key is taken, the old
+    // one withdrawn, with no restart.
+    let second = SigningKey::generate(Algorithm::ES256).unwrap();
+    write(json!([entry(&second)]), 2);
+    let mut waited = 0;
+    while to_b(&b, &bearer(svid(&second))).await.0 != 200 {
+        assert!(
+            waited < 100,
+            "the rewritten bundle was not picked up in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += 1;
+    }
+    assert_eq!(to_b(&b, &bearer(svid(&first))).await.0, 401);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
