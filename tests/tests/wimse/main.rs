@@ -1,13 +1,14 @@
 //! WIMSE (WIT + WPT) through the real layers: a client with `ProofLayer`
 //! in front of an axum router behind `VerifyLayer` (`flows.rs`), named
 //! hostile cases with hand-made tokens (`attacks.rs`), the drafts' own
-//! example and another stack, PyJWT (`interop.rs`); SPIFFE bundles,
-//! JWT-SVIDs and WIT-SVIDs (`svid.rs`).
+//! example and another stack, PyJWT (`interop.rs`); over gRPC
+//! (`grpc.rs`); SPIFFE bundles, JWT-SVIDs and WIT-SVIDs (`svid.rs`).
 #![allow(clippy::unwrap_used)]
 
 mod attacks;
 mod examples;
 mod flows;
+mod grpc;
 mod interop;
 mod svid;
 

@@ -11,6 +11,7 @@ use tower_service::Service;
 use super::{WimseError, WorkloadIdentity};
 use crate::error::ConfigError;
 use crate::future::{BoxError, ResponseFuture};
+use crate::origin::PinnedOrigin;
 use crate::route::{destination, parse_origin};
 
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ struct Options {
     origins: Vec<(String, String, u16)>,
     other: Vec<HeaderName>,
     allow_insecure_http: bool,
+    /// The one origin of a client that sends path-only URIs (tonic).
+    pinned: Option<PinnedOrigin>,
 }
 
 /// Wraps an `http::Request` client (hyper-util, a tonic channel, any tower
@@ -75,6 +78,7 @@ impl ProofLayer {
                 origins: Vec::new(),
                 other: Vec::new(),
                 allow_insecure_http: false,
+                pinned: None,
             }),
         }
     }
@@ -97,6 +101,19 @@ impl ProofLayer {
         }
         self.options().origins.push(parsed);
         Ok(self)
+    }
+
+    /// For a client that reaches exactly one origin and sends requests
+    /// with a path only (a tonic `Channel`): allows `origin` as
+    /// [`origin`](Self::origin) does, gives relative request URIs this
+    /// origin (the proof's `aud` names it), and refuses absolute ones that
+    /// name another. [`WorkloadIdentity::tonic_channel`] sets it from the
+    /// channel's endpoint, so that the two cannot disagree.
+    pub fn pin_origin(self, origin: &str) -> Result<Self, ConfigError> {
+        let pinned = PinnedOrigin::parse(origin)?;
+        let mut layer = self.origin(origin)?;
+        layer.options().pinned = Some(pinned);
+        Ok(layer)
     }
 
     /// Allows plain-http origins that are not loopback. Whoever can read
@@ -161,8 +178,7 @@ impl<S> Layer<S> for ProofLayer {
     fn layer(&self, inner: S) -> Proof<S> {
         Proof {
             inner,
-            identity: self.identity.clone(),
-            options: self.options.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -171,8 +187,7 @@ impl<S> Layer<S> for ProofLayer {
 #[derive(Debug, Clone)]
 pub struct Proof<S> {
     inner: S,
-    identity: WorkloadIdentity,
-    options: Arc<Options>,
+    layer: ProofLayer,
 }
 
 /// For `reqwest::Client` (and any service of `reqwest::Request`).
@@ -190,11 +205,7 @@ where
     }
 
     fn call(&mut self, mut request: reqwest::Request) -> Self::Future {
-        let layer = ProofLayer {
-            identity: self.identity.clone(),
-            options: self.options.clone(),
-        };
-        match layer.prove_reqwest(&mut request) {
+        match self.layer.prove_reqwest(&mut request) {
             Ok(()) => ResponseFuture::inner(self.inner.call(request)),
             Err(e) => ResponseFuture::failed(e.into()),
         }
@@ -216,9 +227,16 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let options = &*self.layer.options;
+        if let Some(pinned) = &options.pinned
+            && let Err(e) = pinned.apply(request.uri_mut())
+        {
+            let e = WimseError::OriginNotAllowed(e.to_string());
+            return ResponseFuture::failed(e.into());
+        }
         // A Uri clone shares its bytes: no copy of the URL.
         let uri = request.uri().clone();
-        match prove(&self.identity, &self.options, &uri, request.headers_mut()) {
+        match prove(&self.layer.identity, options, &uri, request.headers_mut()) {
             Ok(()) => ResponseFuture::inner(self.inner.call(request)),
             Err(e) => ResponseFuture::failed(e.into()),
         }
