@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
 use svcauth_core::{Algorithm, ManualClock, b64, jws};
-use svcauth_jwks::{KeySet, KeySource, SigningKey};
+use svcauth_jwks::{KeySet, KeySource, SigningKey, SvidKind};
 use svcauth_verify::Verifier;
 
 /// The time every target runs at (seconds since the epoch).
@@ -42,12 +42,29 @@ pub fn key_source() -> KeySource {
     KeySource::fixed(KeySet::from_jwks(jwks().to_string().as_bytes(), 1 << 20).expect("fuzz JWKS"))
 }
 
-/// A verifier for [`AUDIENCE`] trusting [`ISSUER`], standing at [`NOW`].
+/// The SPIFFE bundle of [`TRUST_DOMAIN`]: its JWT-SVID key is the ES256
+/// one; the EdDSA key is listed for X.509-SVIDs only.
+pub fn svid_bundle() -> Value {
+    let entry = |key: &SigningKey, key_use: &str| {
+        let mut jwk = serde_json::to_value(key.public_jwk()).expect("a JWK");
+        jwk["use"] = key_use.into();
+        jwk
+    };
+    json!({ "keys": [entry(&keys()[1], "jwt-svid"), entry(&keys()[0], "x509-svid")],
+        "spiffe_sequence": 1, "spiffe_refresh_hint": 300 })
+}
+
+/// A verifier for [`AUDIENCE`] trusting [`ISSUER`] and the JWT-SVIDs of
+/// [`TRUST_DOMAIN`], standing at [`NOW`].
 pub fn verifier() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
     VERIFIER.get_or_init(|| {
+        let bundle = svid_bundle().to_string();
+        let svids = KeySet::from_spiffe_bundle(bundle.as_bytes(), 1 << 20, SvidKind::Jwt)
+            .expect("fuzz bundle");
         Verifier::builder(AUDIENCE)
             .trust(ISSUER, key_source())
+            .trust_jwt_svids(TRUST_DOMAIN, KeySource::fixed(svids))
             .clock(Arc::new(ManualClock::at_secs(NOW)))
             .build()
             .expect("fuzz verifier")
@@ -136,6 +153,13 @@ pub fn valid_tokens() -> Vec<String> {
             "act": { "sub": "https://gateway.internal" }, "scope": "read write" });
         out.push(token(key, &header, &bound));
     }
+    // A JWT-SVID of the trust domain, without `iss`.
+    let svid = &keys()[1];
+    out.push(token(
+        svid,
+        &json!({ "alg": "ES256", "typ": "JWT", "kid": svid.kid() }),
+        &json!({ "sub": WORKLOAD, "aud": [AUDIENCE], "iat": NOW - 10, "exp": NOW + 290 }),
+    ));
     out
 }
 
@@ -161,6 +185,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         b"Bearer a.b.c\nBearer d.e.f".to_vec(),
     );
     add("jwks", "issuer", jwks().to_string().into_bytes());
+    add(
+        "jwks",
+        "spiffe-bundle",
+        svid_bundle().to_string().into_bytes(),
+    );
     add("jwks", "mixed", br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"h"},{"kty":"EC","crv":"P-256","kid":"e","x":"AAAA","y":"BBBB"},{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB","use":"enc"}]}"#.to_vec());
     add(
         "discovery",
