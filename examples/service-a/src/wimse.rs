@@ -122,8 +122,15 @@ impl Plan {
             let mut current = String::new();
             loop {
                 let fetched = match &self.source {
-                    Source::File(path) => std::fs::read_to_string(path)
-                        .map_err(|e| format!("--wit {}: {e}", path.display())),
+                    Source::File(path) => {
+                        let path = path.clone();
+                        tokio::task::spawn_blocking(move || {
+                            std::fs::read_to_string(&path)
+                                .map_err(|e| format!("--wit {}: {e}", path.display()))
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()))
+                    }
                     Source::Issuer { url, audience } => {
                         fetch(url, audience, &key_pem, &signer, &http).await
                     }
