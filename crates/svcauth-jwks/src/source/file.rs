@@ -7,20 +7,34 @@ use std::path::Path;
 use super::http::Fetched;
 use crate::error::FetchError;
 
-/// Reads `path` (at most `max_bytes`); `etag` is the digest of the bytes
-/// read last time.
+/// Reads `path` (at most `max_bytes`) on the blocking pool, where a slow
+/// or hung file system stalls no request; `etag` is the digest of the
+/// bytes read last time.
 pub(super) async fn read(
     path: &Path,
     etag: Option<&str>,
     max_bytes: usize,
 ) -> Result<Fetched, FetchError> {
+    let (owned, etag) = (path.to_path_buf(), etag.map(str::to_owned));
+    let read = move || read_now(&owned, etag.as_deref(), max_bytes);
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.spawn_blocking(read).await.unwrap_or_else(|e| {
+            Err(FetchError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })
+        }),
+        Err(_) => read(),
+    }
+}
+
+fn read_now(path: &Path, etag: Option<&str>, max_bytes: usize) -> Result<Fetched, FetchError> {
     let error = |message: String| FetchError::File {
         path: path.display().to_string(),
         message,
     };
-    // A bundle file is small, and blocking the worker for one read of it is
-    // cheaper than handing it to the blocking pool; the size is checked first
-    // so that a huge or endless file (a FIFO, /dev/zero) is never read whole.
+    // The size is checked first so that a huge or endless file (a FIFO,
+    // /dev/zero) is never read whole.
     let meta = std::fs::metadata(path).map_err(|e| error(e.to_string()))?;
     if !meta.is_file() {
         return Err(error("not a regular file".into()));
