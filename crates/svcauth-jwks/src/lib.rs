@@ -11,8 +11,10 @@
 //!   skips unusable keys (symmetric, private, `use: enc`, RSA < 2048 bits,
 //!   unknown types, duplicate kids) and keeps the rest.
 //! * [`KeySource`]: where a verifier gets one issuer's keys: a remote JWKS
-//!   cache ([`KeySource::remote`], [`KeySource::discover`]) or a static set,
-//!   behind one lock-free lookup.
+//!   cache ([`KeySource::remote`], [`KeySource::discover`]), a SPIFFE trust
+//!   bundle ([`KeySource::spiffe_bundle`], [`KeySource::spiffe_bundle_file`],
+//!   the keys of one [`SvidKind`]) or a static set, behind one lock-free
+//!   lookup.
 //!
 //! Cryptography is aws-lc-rs, the one backend of the workspace.
 //!

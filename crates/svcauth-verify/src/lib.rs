@@ -12,6 +12,8 @@
 //!   Token checked against its trust domain's keys and cached, with a
 //!   Workload Proof Token checked on every request and accepted once;
 //!   [`VerifyLayer::require_proof`] refuses bearer tokens.
+//! * SPIFFE JWT-SVIDs ([`VerifierBuilder::trust_jwt_svids`]): bearer
+//!   tokens whose trust domain, in `sub`, picks the keys from its bundle.
 //! * [`ReplayStore`] and [`RevocationStore`]: state for single-use bound
 //!   tokens and deny-lists, in memory here, on Redis in `svcauth-redis`.
 //!
