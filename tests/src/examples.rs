@@ -11,32 +11,40 @@ use serde_json::Value;
 use crate::{free_port, root};
 
 /// The directory holding `service-a`, `service-b`, `gateway` and
-/// `wit-issuer`, built
-/// (debug) the first time a process asks.
+/// `wit-issuer`, built (debug) the first time a process asks.
 pub fn example_binaries() -> &'static PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--package",
-                "service-a",
-                "--package",
-                "service-b",
-                "--package",
-                "gateway",
-                "--package",
-                "wit-issuer",
-            ])
-            .current_dir(root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the example binaries failed");
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| root().join("target"), PathBuf::from)
-            .join("debug")
-    })
+    DIR.get_or_init(|| build_examples(false))
+}
+
+/// [`example_binaries`], built with optimisations, for runs that measure.
+pub fn release_example_binaries() -> &'static PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| build_examples(true))
+}
+
+fn build_examples(release: bool) -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .arg("build")
+        .args(release.then_some("--release"))
+        .args([
+            "--quiet",
+            "--package",
+            "service-a",
+            "--package",
+            "service-b",
+            "--package",
+            "gateway",
+            "--package",
+            "wit-issuer",
+        ])
+        .current_dir(root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the example binaries failed");
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join(if release { "release" } else { "debug" })
 }
 
 /// One example binary listening on `127.0.0.1:<port>`, killed on drop.
@@ -72,7 +80,19 @@ impl Example {
     /// removed, so it logs at its default level whatever the runner's
     /// environment says.
     pub fn spawn_on(port: u16, binary: &str, args: &[impl AsRef<OsStr>], stderr: Stdio) -> Example {
-        let child = Command::new(example_binaries().join(binary))
+        Self::spawn_from(example_binaries(), port, binary, args, stderr)
+    }
+
+    /// [`spawn_on`](Self::spawn_on) with the binary from `dir` (say,
+    /// [`release_example_binaries`]).
+    pub fn spawn_from(
+        dir: &std::path::Path,
+        port: u16,
+        binary: &str,
+        args: &[impl AsRef<OsStr>],
+        stderr: Stdio,
+    ) -> Example {
+        let child = Command::new(dir.join(binary))
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(args)

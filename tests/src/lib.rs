@@ -27,7 +27,7 @@ mod redis;
 mod servers;
 mod tls;
 
-pub use examples::{Example, example_binaries};
+pub use examples::{Example, example_binaries, release_example_binaries};
 pub use oidc::{OidcProvider, private_key_jwt_client, secret_client};
 pub use redis::RedisServer;
 pub use servers::{JsonServer, MockAuthorizationServer, serve};

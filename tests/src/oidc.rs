@@ -119,6 +119,11 @@ impl OidcProvider {
         self.spawn();
     }
 
+    /// Its process id while it runs (it changes on restart).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `<issuer>/token`.
     pub fn token_endpoint(&self) -> String {
         format!("{}/token", self.issuer)

@@ -12,12 +12,22 @@ pub struct RedisServer {
     /// The port it listens on (kept across restarts).
     pub port: u16,
     dir: PathBuf,
+    fsync: &'static str,
 }
 
 impl RedisServer {
     /// Starts redis-server, or returns `None` (after saying why) when it is
     /// not installed and peers are not required.
     pub fn start() -> Option<RedisServer> {
+        Self::start_with_fsync("always")
+    }
+
+    /// [`start`](Self::start) with `appendfsync` set to `policy`
+    /// (`always`, `everysec`): the tests use `always`, so that nothing is
+    /// lost to a kill; a long run under load uses `everysec`, as
+    /// production does, since `always` stalls writes whenever the kernel
+    /// flushes.
+    pub fn start_with_fsync(policy: &'static str) -> Option<RedisServer> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -28,11 +38,16 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("svcauth-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("the temp dir is writable");
-        let child = Self::spawn(port, &dir);
-        Some(RedisServer { child, port, dir })
+        let child = Self::spawn(port, &dir, policy);
+        Some(RedisServer {
+            child,
+            port,
+            dir,
+            fsync: policy,
+        })
     }
 
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
+    fn spawn(port: u16, dir: &std::path::Path, fsync: &str) -> Child {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -46,7 +61,7 @@ impl RedisServer {
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                fsync,
                 "--dir",
                 &dir.to_string_lossy(),
             ])
@@ -79,7 +94,12 @@ impl RedisServer {
         self.kill();
         // Only the process is replaced: the data directory (and its
         // append-only file) stays, as it would on a real restart.
-        self.child = Self::spawn(self.port, &self.dir);
+        self.child = Self::spawn(self.port, &self.dir, self.fsync);
+    }
+
+    /// Its process id (it changes on restart).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends `signal` (`-STOP`, `-CONT`, ...) to the server.

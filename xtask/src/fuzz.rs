@@ -304,32 +304,11 @@ const FINDINGS: &[(&str, &str)] = &[
 ];
 
 fn write_report(root: &Path, outcomes: &[Outcome], runs: u64) -> Result<(), String> {
-    let capture = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let date = capture("date", &["-u", "+%Y-%m-%d"]);
-    let rustc = capture("rustc", &["--version"]);
-    let cargo_fuzz = capture("cargo", &["fuzz", "--version"]);
+    let (date, machine) = (crate::reliability::today(), crate::reliability::machine());
+    let cargo_fuzz = crate::reliability::capture("cargo", &["fuzz", "--version"]);
     let mut md = format!(
-        "# Reliability\n\n\
-         Written by `cargo xtask fuzz --report` ({date}); do not edit by hand.\n\
-         Machine: {cpu}, {cores} cores. {rustc}; {cargo_fuzz}.\n\n\
-         ## Fuzzing\n\n\
+        "Written by `cargo xtask fuzz --report` ({date}).\n\
+         {machine} {cargo_fuzz}.\n\n\
          Every parser of untrusted input has a cargo-fuzz target in `fuzz/`\n\
          (libFuzzer through `libfuzzer-sys`). Each checks properties, not only\n\
          \"no panic\" (see the target's doc comment). Built with `cargo fuzz\n\
@@ -360,14 +339,7 @@ fn write_report(root: &Path, outcomes: &[Outcome], runs: u64) -> Result<(), Stri
     for (target, finding) in FINDINGS {
         md.push_str(&format!("- `{target}`: {finding}.\n"));
     }
-    md.push_str(
-        "\n## Soak under faults, floods\n\n\
-         Not written yet: `cargo xtask soak` and the flood measurement are the\n\
-         rest of issue 18.\n",
-    );
-    std::fs::write(root.join("RELIABILITY.md"), md).map_err(|e| e.to_string())?;
-    eprintln!("wrote RELIABILITY.md");
-    Ok(())
+    crate::reliability::write_section(root, "## Fuzzing", &md)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Project chores: `cargo xtask test`, `cargo xtask keygen`, `cargo xtask demo`,
-//! `cargo xtask bench`, `cargo xtask fuzz`.
+//! `cargo xtask bench`, `cargo xtask fuzz`, `cargo xtask soak`.
 //!
 //! One binary, one module per task; cargo is run through `$CARGO` from the
 //! workspace root.
@@ -9,9 +9,12 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod demo;
+mod flood;
 mod fuzz;
 mod keygen;
 mod peers;
+mod reliability;
+mod soak;
 mod tidy;
 
 /// svcauth's project chores. Every task answers `--help`.
@@ -40,6 +43,14 @@ enum Task {
     /// Runs the fuzz targets of fuzz/ (each parser of untrusted input), writes
     /// their seed corpora, or with --report writes RELIABILITY.md.
     Fuzz(fuzz::Args),
+    /// The fleet (service-a, two service-b replicas on Redis, the OpenID
+    /// Provider, the gateway) under steady load while faults are injected;
+    /// checks that no legitimate call fails outside the windows the docs
+    /// allow and nothing hostile is admitted; --report writes RELIABILITY.md.
+    Soak(soak::Args),
+    /// Legitimate cached traffic beside a flood of forged tokens at rising
+    /// rates: its throughput and p99 at each; --report writes RELIABILITY.md.
+    Flood(flood::Args),
     /// Runs the benchmarks and writes BENCHMARKS.md.
     Bench {
         /// A smoke check: short measurements, under 3 minutes once built.
@@ -58,6 +69,8 @@ fn main() -> ExitCode {
         Task::Tidy => tidy::run(&root()),
         Task::Bench { quick } => bench::run(&root(), quick),
         Task::Fuzz(args) => fuzz::run(&root(), args),
+        Task::Soak(args) => soak::run(&root(), args),
+        Task::Flood(args) => flood::run(&root(), args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,11 +29,12 @@ use axum::{Json, Router};
 use clap::Parser;
 use demo_grpc::{Demo, demo_server::DemoServer};
 use serde_json::json;
-use svcauth_jwks::{KeySource, SvidKind};
+use svcauth_jwks::KeySource;
 use svcauth_verify::{Caller, Verifier, VerifyLayer};
 
 #[path = "../../common/mod.rs"]
 mod common;
+mod trust;
 use common::Metrics;
 
 /// The callee of the svcauth example pair.
@@ -145,6 +146,15 @@ struct Args {
     /// (redis://host:port/db); without it, state is per process.
     #[arg(long, env = "SERVICE_B_REDIS", value_name = "URL")]
     redis: Option<String>,
+    /// How long Redis gets per command, in milliseconds, before the request
+    /// fails closed (503).
+    #[arg(
+        long,
+        env = "SERVICE_B_REDIS_TIMEOUT",
+        value_name = "MS",
+        default_value_t = 50
+    )]
+    redis_timeout_ms: u64,
     /// Accept WIMSE Workload Identity Tokens (with a Workload Proof Token)
     /// from workloads of TRUST_DOMAIN (as in spiffe://TRUST_DOMAIN/...),
     /// signed by a key of the JWKS at URL (repeatable).
@@ -189,85 +199,14 @@ struct AppState {
     details_for_anyone: bool,
 }
 
-fn split_pair(pair: &str) -> Result<(&str, &str), String> {
-    pair.split_once('=')
-        .ok_or_else(|| format!("expected ISS=URL, got {pair:?}"))
-}
-
 async fn run(args: Args) -> Result<(), String> {
     // First: handles registered before the recorder are no-ops.
     let metrics = Metrics::install()?;
-    // Key fetches through a client with --ca-file / --client-cert, when given.
-    let keys_client = match args.tls.customises_outbound() {
-        true => Some(
-            args.tls
-                .outbound_client(
-                    svcauth_jwks::http_client_builder(),
-                    args.client_key.as_deref(),
-                )?
-                .build()
-                .map_err(|e| e.to_string())?,
-        ),
-        false => None,
-    };
-    let with_client = |builder: svcauth_jwks::RemoteBuilder| match &keys_client {
-        Some(client) => builder.http_client(client.clone()),
-        None => builder,
-    };
-    let mut sources = Vec::new();
-    let mut wit_sources = Vec::new();
-    for pair in &args.trust {
-        let (iss, url) = split_pair(pair)?;
-        let source = with_client(KeySource::remote(url).map_err(|e| e.to_string())?)
-            .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs))
-            .build()
-            .map_err(|e| format!("--trust {pair}: {e}"))?;
-        sources.push((iss.to_owned(), source));
-    }
-    for issuer in &args.trust_oidc {
-        let mut source = with_client(KeySource::discover(issuer).map_err(|e| e.to_string())?)
-            .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs));
-        for origin in &args.allow_jwks_uri_origin {
-            source = source
-                .allow_jwks_uri_origin(origin)
-                .map_err(|e| format!("--allow-jwks-uri-origin {origin}: {e}"))?;
-        }
-        let source = source
-            .build()
-            .map_err(|e| format!("--trust-oidc {issuer}: {e}"))?;
-        sources.push((issuer.clone(), source));
-    }
-    for pair in &args.wit_trust {
-        let (domain, url) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("--wit-trust: expected TRUST_DOMAIN=JWKS_URL, got {pair:?}"))?;
-        let source = with_client(KeySource::remote(url).map_err(|e| e.to_string())?)
-            .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs))
-            .build()
-            .map_err(|e| format!("--wit-trust {pair}: {e}"))?;
-        wit_sources.push((domain.to_owned(), source));
-    }
-    let mut svid_sources = Vec::new();
-    for pair in &args.spiffe_bundle {
-        let (domain, bundle) = pair.split_once('=').ok_or_else(|| {
-            format!("--spiffe-bundle: expected TRUST_DOMAIN=BUNDLE, got {pair:?}")
-        })?;
-        for kind in [SvidKind::Jwt, SvidKind::Wit] {
-            let source = if bundle.starts_with("https://") || bundle.starts_with("http://") {
-                with_client(KeySource::spiffe_bundle(bundle, kind).map_err(|e| e.to_string())?)
-            } else {
-                KeySource::spiffe_bundle_file(bundle, kind)
-            };
-            let source = source
-                .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs))
-                .build()
-                .map_err(|e| format!("--spiffe-bundle {pair}: {e}"))?;
-            match kind {
-                SvidKind::Wit => wit_sources.push((domain.to_owned(), source)),
-                _ => svid_sources.push((domain.to_owned(), source)),
-            }
-        }
-    }
+    let trust::Sources {
+        mut sources,
+        wit_sources,
+        svid_sources,
+    } = trust::sources(&args)?;
     let mut builder = Verifier::builder(&args.audience)
         .leeway(Duration::from_secs(args.leeway_secs))
         .max_lifetime(Duration::from_secs(args.max_lifetime_secs))
@@ -294,7 +233,8 @@ async fn run(args: Args) -> Result<(), String> {
             builder.public_base_url(url.parse().map_err(|e| format!("--public-base-url: {e}"))?);
     }
     if let Some(url) = &args.redis {
-        let config = svcauth_redis::RedisConfig::new(url);
+        let config = svcauth_redis::RedisConfig::new(url)
+            .timeout(Duration::from_millis(args.redis_timeout_ms));
         // Connect now if Redis is up; otherwise start anyway and fail
         // closed (503) on requests that need it until it is back.
         let stores = match svcauth_redis::RedisStores::connect(config.clone()).await {

@@ -43,7 +43,7 @@ fn millis(value: &str) -> Option<f64> {
     })
 }
 
-fn parse(output: &str) -> Result<Run, String> {
+pub(crate) fn parse(output: &str) -> Result<Run, String> {
     if let Some(line) = output.lines().find(|l| l.contains("Non-2xx or 3xx")) {
         return Err(format!("the pair refused requests: {}", line.trim()));
     }

@@ -2,7 +2,7 @@
 //! load run (wrk) and the memory run, and writes BENCHMARKS.md, every figure
 //! a ratio to a baseline measured in the same run.
 
-mod load;
+pub(crate) mod load;
 mod memory;
 mod report;
 

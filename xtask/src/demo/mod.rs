@@ -14,7 +14,7 @@ use svcauth_tests::{
     secret_client,
 };
 
-mod http;
+pub(crate) mod http;
 use http::{Transcript, curl, http, token_line, wait_ready, with_token};
 
 const A_ISS: &str = "https://a.internal";
@@ -49,7 +49,7 @@ fn start_provider(gateway_key: &Path) -> Result<OidcProvider, String> {
     OidcProvider::start(config).ok_or_else(|| needs.to_owned())
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -51,6 +51,21 @@ impl Token {
                 "the token is not an RFC 6750 b64token".into(),
             ));
         }
+        Self::from_b64token(token, issued_at, expires_at)
+    }
+
+    /// A compact JWS this process has just encoded: base64url segments and
+    /// dots only, so a `b64token` by construction (checked in debug builds);
+    /// it is minted for every bound request, so the scan is not repeated.
+    pub(crate) fn minted(jws: &str, issued_at: u64, expires_at: u64) -> Result<Self, SignError> {
+        debug_assert!(
+            jws.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        );
+        Self::from_b64token(jws, issued_at, expires_at)
+    }
+
+    fn from_b64token(token: &str, issued_at: u64, expires_at: u64) -> Result<Self, SignError> {
         let mut header = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
             SignError::TokenResponse("the token has characters a header cannot carry".into())
         })?;

@@ -114,7 +114,7 @@ impl SelfSigned {
             bound = binding.is_some(),
             "token minted"
         );
-        Token::new(&token, iat, exp)
+        Token::minted(&token, iat, exp)
     }
 }
 
