@@ -28,9 +28,9 @@ struct Cli {
 #[derive(clap::Subcommand)]
 enum Task {
     /// Formatting check, tidy, clippy -D warnings, docs without warnings, all
-    /// tests and doc tests, and a few seconds of every fuzz target, as CI
-    /// runs them (installs redis-server, PyJWT, grpcio, the node peers and
-    /// cargo-fuzz when missing).
+    /// tests and doc tests, a few seconds of every fuzz target and a
+    /// one-minute soak, as CI runs them (installs redis-server, PyJWT,
+    /// grpcio, the node peers and cargo-fuzz when missing).
     Test,
     /// Writes a new PKCS#8 private key PEM and prints its public JWK and kid.
     Keygen(keygen::Args),
@@ -155,6 +155,16 @@ fn test() -> Result<(), String> {
                 fuzz::SMOKE_SECS
             );
             fuzz::smoke(&root())
+        })
+        .and_then(|()| {
+            eprintln!("\n==> cargo xtask soak --minutes 1 (the smoke)");
+            soak::run(
+                &root(),
+                soak::Args {
+                    minutes: 1,
+                    report: false,
+                },
+            )
         });
     println!(
         "\nxtask test: {} passed, {} failed",
