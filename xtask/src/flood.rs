@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,7 +17,7 @@ use svcauth_core::{Algorithm, b64};
 use svcauth_jwks::SigningKey;
 use svcauth_tests::{Example, free_port};
 
-use crate::bench::load::{Run, parse};
+use crate::bench::load::{Run, parse, wrk};
 use crate::demo::http::wait_ready;
 
 const ISS: &str = "https://a.internal";
@@ -27,6 +27,8 @@ const AUD: &str = "https://b.internal";
 const RATES: [u32; 6] = [0, 500, 1_000, 2_000, 4_000, u32::MAX];
 /// The most connections the flood opens.
 const MAX_CONNECTIONS: u32 = 16;
+/// The legitimate load's kept-alive connections.
+const CONNECTIONS: u32 = 16;
 
 /// `cargo xtask flood` options.
 #[derive(Debug, clap::Args)]
@@ -72,12 +74,12 @@ pub(crate) fn run(root: &std::path::Path, args: Args) -> Result<(), String> {
     let signing_input = token.rsplit_once('.').map_or("", |(i, _)| i).to_owned();
     let url = format!("http://127.0.0.1:{port}/whoami");
     let header = format!("authorization: Bearer {token}");
-    wrk(&url, &header, 1)?; // warm-up: the token is cached from here on
+    wrk(&url, CONNECTIONS, &[&header], 1)?; // warm-up: the token is cached from here on
 
     let mut steps = Vec::new();
     for rate in RATES {
         let flood = Flood::start(port, rate, &signing_input);
-        let legit = parse(&wrk(&url, &header, args.seconds)?)?;
+        let legit = parse(&wrk(&url, CONNECTIONS, &[&header], args.seconds)?)?;
         let (sent, refused, admitted, secs) = flood.stop();
         eprintln!(
             "flood {}: {:.0} forged/s; legitimate {:.0} req/s, p99 {:.2} ms",
@@ -111,29 +113,6 @@ fn label(rate: u32) -> String {
         u32::MAX => "unlimited".into(),
         r => format!("{r}/s"),
     }
-}
-
-fn wrk(url: &str, header: &str, seconds: u32) -> Result<String, String> {
-    let output = Command::new("wrk")
-        .args([
-            "-t1",
-            "-c16",
-            "-d",
-            &format!("{seconds}s"),
-            "--latency",
-            "-H",
-            header,
-            url,
-        ])
-        .output()
-        .map_err(|e| format!("running wrk: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "wrk failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Threads sending forged tokens at a rate, each over one kept-alive

@@ -28,6 +28,16 @@ pub struct Verify<S> {
 }
 
 impl<S> Verify<S> {
+    /// The ready inner service, for a future to call; a fresh clone stays
+    /// here (tower's "be careful when cloning inner services").
+    fn take_ready_inner(&mut self) -> S
+    where
+        S: Clone,
+    {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+
     pub(crate) fn new(inner: S, verifier: Verifier, options: Arc<RouteOptions>) -> Self {
         Verify {
             inner,
@@ -91,11 +101,9 @@ where
             Err(kind) => return self.reject(kind.into(), request.headers()),
         };
 
-        // Slow path. The ready inner service goes into the future; a fresh
-        // clone stays here (tower's "be careful when cloning inner services").
+        // Slow path.
         let token = token.to_owned();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = self.take_ready_inner();
         let verifier = self.verifier.clone();
         let options = self.options.clone();
         let grpc = rejection::is_grpc(request.headers());
@@ -119,8 +127,7 @@ impl<S> Verify<S> {
         B: Send + 'static,
         ResBody: BodyFromBytes + Send + 'static,
     {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = self.take_ready_inner();
         let verifier = self.verifier.clone();
         let options = self.options.clone();
         let grpc = rejection::is_grpc(request.headers());

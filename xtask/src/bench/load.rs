@@ -15,7 +15,7 @@ pub(crate) const MODES: [&str; 5] = [
 
 /// wrk's connections and threads: one wrk thread leaves the other core to
 /// the pair.
-const CONNECTIONS: &str = "32";
+const CONNECTIONS: u32 = 32;
 
 /// One measured wrk run.
 pub(crate) struct Run {
@@ -64,11 +64,25 @@ pub(crate) fn parse(output: &str) -> Result<Run, String> {
     })
 }
 
-fn wrk(url: &str, seconds: u32) -> Result<String, String> {
-    let output = Command::new("wrk")
-        .args(["-t1", "-c", CONNECTIONS, "-d"])
-        .arg(format!("{seconds}s"))
-        .args(["--latency", url])
+/// One `wrk -t1` run against `url` over `connections` kept-alive
+/// connections, with `headers` on every request; its text output.
+pub(crate) fn wrk(
+    url: &str,
+    connections: u32,
+    headers: &[&str],
+    seconds: u32,
+) -> Result<String, String> {
+    let mut command = Command::new("wrk");
+    command
+        .arg("-t1")
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .arg("--latency");
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let output = command
+        .arg(url)
         .output()
         .map_err(|e| format!("running wrk: {e}"))?;
     if !output.status.success() {
@@ -98,8 +112,8 @@ fn measure(binary: &Path, mode: &str, seconds: u32) -> Result<Run, String> {
         .and_then(|v| v["url"].as_str().map(str::to_owned))
         .ok_or_else(|| format!("loadpair --mode {mode} did not start: {line:?}"))
         .and_then(|url| {
-            wrk(&url, 1)?;
-            parse(&wrk(&url, seconds)?)
+            wrk(&url, CONNECTIONS, &[], 1)?;
+            parse(&wrk(&url, CONNECTIONS, &[], seconds)?)
         });
     // Closing its standard input stops the pair.
     drop(pair.stdin.take());

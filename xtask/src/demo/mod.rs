@@ -22,14 +22,15 @@ const B_AUD: &str = "https://b.internal";
 const C_AUD: &str = "https://c.internal";
 const A2_ISS: &str = "https://a2.internal";
 const A2_WORKLOAD: &str = "spiffe://example.org/service-a2";
-const EDGE_CLIENT: &str = "edge-app";
-const EDGE_SECRET: &str = "edge-app-secret-for-the-demo-only-0123456789";
+/// The outside client of the provider (the demo's and the soak's).
+pub(crate) const EDGE_CLIENT: &str = "edge-app";
+pub(crate) const EDGE_SECRET: &str = "edge-app-secret-for-the-demo-only-0123456789";
 
 /// Starts the OpenID Provider (panva's, from the test kit): an outside
 /// client (`edge-app`, opaque tokens), the gateway (token exchange,
 /// private_key_jwt, its key written to `gateway_key`) and service-b as a
 /// resource (ES256 JWT access tokens).
-fn start_provider(gateway_key: &Path) -> Result<OidcProvider, String> {
+pub(crate) fn start_provider(gateway_key: &Path) -> Result<OidcProvider, String> {
     let needs = "the OpenID Provider needs node and tests/peers/node_modules/oidc-provider";
     let keys = OidcProvider::keygen().ok_or(needs)?;
     let pem = svcauth_jwks::generate_pkcs8_pem(Algorithm::ES256).map_err(|e| e.to_string())?;

@@ -14,10 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use svcauth_core::Algorithm;
 use svcauth_jwks::SigningKey;
-use svcauth_tests::{
-    Example, OidcProvider, RedisServer, TOKEN_EXCHANGE, free_port, private_key_jwt_client,
-    secret_client,
-};
+use svcauth_tests::{Example, OidcProvider, RedisServer, free_port};
 
 use crate::demo::http::{http, wait_ready};
 
@@ -25,8 +22,6 @@ pub(super) const A_ISS: &str = "https://a.internal";
 pub(super) const B_AUD: &str = "https://b.internal";
 /// The load driver's own issuer, trusted by both replicas.
 pub(super) const DRIVER_ISS: &str = "https://soak-driver.internal";
-pub(super) const EDGE_CLIENT: &str = "edge-app";
-pub(super) const EDGE_SECRET: &str = "edge-app-secret-for-the-soak-only-0123456789";
 
 /// What A's JWKS proxy answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +68,7 @@ impl Fleet {
         // fsynced every second.
         let redis = RedisServer::start_with_fsync("everysec").ok_or("redis-server is needed")?;
         let gateway_key = logs.join("gateway-key.pem");
-        let op = start_provider(&gateway_key)?;
+        let op = crate::demo::start_provider(&gateway_key)?;
 
         let (a_port, balancer) = (free_port(), free_port());
         let b_ports = [free_port(), free_port()];
@@ -193,29 +188,6 @@ impl Fleet {
         }
         out
     }
-}
-
-/// The OpenID Provider: an outside client (`edge-app`, opaque tokens), the
-/// gateway (token exchange with private_key_jwt, its key written to
-/// `gateway_key`), service-b as a resource (ES256 JWT access tokens).
-fn start_provider(gateway_key: &Path) -> Result<OidcProvider, String> {
-    let needs = "the soak needs node and tests/peers/node_modules/oidc-provider";
-    let keys = OidcProvider::keygen().ok_or(needs)?;
-    let pem = svcauth_jwks::generate_pkcs8_pem(Algorithm::ES256).map_err(|e| e.to_string())?;
-    crate::demo::write_private(gateway_key, pem.as_bytes())?;
-    let public = SigningKey::from_pkcs8_pem(&pem, None)
-        .map_err(|e| e.to_string())?
-        .public_jwk();
-    let public = serde_json::to_value(public).map_err(|e| e.to_string())?;
-    let config = json!({
-        "keys": keys,
-        "clients": [
-            private_key_jwt_client("gateway", public, &[TOKEN_EXCHANGE]),
-            secret_client(EDGE_CLIENT, EDGE_SECRET, &["client_credentials"]),
-        ],
-        "resources": { B_AUD: { "alg": "ES256", "ttl": 300 } },
-    });
-    OidcProvider::start(config).ok_or_else(|| needs.to_owned())
 }
 
 /// A TCP balancer on `port` over the replicas: connections alternate

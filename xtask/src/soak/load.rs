@@ -15,8 +15,9 @@ use serde_json::json;
 use svcauth_core::b64;
 use svcauth_jwks::SigningKey;
 
-use super::fleet::{A_ISS, B_AUD, DRIVER_ISS, EDGE_CLIENT, EDGE_SECRET};
+use super::fleet::{A_ISS, B_AUD, DRIVER_ISS};
 use crate::demo::http::http;
+use crate::demo::{EDGE_CLIENT, EDGE_SECRET};
 
 /// The kinds of legitimate call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,10 @@ pub(super) struct Failure {
     pub(super) class: Class,
     /// The status, 0 when no answer came.
     pub(super) status: u16,
+    /// For a call through the gateway: when its opaque token was issued.
+    /// A provider that restarts forgets the tokens it issued before; the
+    /// gateway's cache hides that until the token's entry ends.
+    pub(super) token_since_ms: Option<u64>,
 }
 
 /// What the load saw, shared by its threads.
@@ -109,6 +114,7 @@ impl Rng {
 pub(super) fn worker(id: u64, start: Instant, targets: Targets, key: &SigningKey, tally: &Tally) {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (id + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
     let mut edge_token = String::new();
+    let mut edge_since = 0;
     let mut n = 0u64;
     while !tally.stop.load(Ordering::Acquire) {
         n += 1;
@@ -127,6 +133,7 @@ pub(super) fn worker(id: u64, start: Instant, targets: Targets, key: &SigningKey
             8..=10 => bound(&targets, tally, at, id, n),
             11..=13 => {
                 if edge_token.is_empty() {
+                    edge_since = at();
                     edge_token = opaque_token(targets.op).unwrap_or_default();
                 }
                 let auth = format!("Bearer {edge_token}");
@@ -142,7 +149,7 @@ pub(super) fn worker(id: u64, start: Instant, targets: Targets, key: &SigningKey
                     // The provider forgot it (a restart): get another.
                     edge_token.clear();
                 }
-                record(tally, Class::Edge, at(), status);
+                record_edge(tally, at(), status, edge_since);
             }
             14..=16 => {
                 let token = driver_token(key, &format!("d-{id}-{n}"));
@@ -162,6 +169,14 @@ pub(super) fn worker(id: u64, start: Instant, targets: Targets, key: &SigningKey
 }
 
 fn record(tally: &Tally, class: Class, at_ms: u64, status: u16) {
+    record_with(tally, class, at_ms, status, None);
+}
+
+fn record_edge(tally: &Tally, at_ms: u64, status: u16, token_since_ms: u64) {
+    record_with(tally, Class::Edge, at_ms, status, Some(token_since_ms));
+}
+
+fn record_with(tally: &Tally, class: Class, at_ms: u64, status: u16, token_since_ms: Option<u64>) {
     let i = CLASSES.iter().position(|c| *c == class).unwrap_or(0);
     tally.calls[i].fetch_add(1, Ordering::Relaxed);
     if status == 200 {
@@ -171,6 +186,7 @@ fn record(tally: &Tally, class: Class, at_ms: u64, status: u16) {
             at_ms,
             class,
             status,
+            token_since_ms,
         });
     }
 }

@@ -43,11 +43,16 @@ struct Window {
     start_ms: u64,
     end_ms: u64,
     excuses: &'static [Class],
+    /// The fault makes the provider forget the opaque tokens it issued
+    /// before it: the first 401 for such a token is the fault's too, when
+    /// ever the gateway's cache entry for it ends.
+    forgets_tokens: bool,
 }
 
 /// A sample of one process.
 #[derive(Debug, Clone)]
 struct Sample {
+    at_ms: u64,
     name: String,
     pid: u32,
     rss_kb: u64,
@@ -109,7 +114,11 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<(), String> {
             while !tally.stop.load(Ordering::Acquire) {
                 let now: Vec<_> = processes.lock().map(|p| p.clone()).unwrap_or_default();
                 if let Ok(mut samples) = samples.lock() {
-                    samples.extend(now.into_iter().filter_map(|(name, pid)| probe(name, pid)));
+                    let at_ms = start.elapsed().as_millis() as u64;
+                    samples.extend(
+                        now.into_iter()
+                            .filter_map(|(name, pid)| probe(at_ms, name, pid)),
+                    );
                 }
                 std::thread::sleep(Duration::from_secs(2));
             }
@@ -146,6 +155,7 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<(), String> {
                 start_ms,
                 end_ms: s.now_ms(),
                 excuses: &[],
+                forgets_tokens: false,
             });
         }
         s.until(90.0);
@@ -163,6 +173,7 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<(), String> {
             end_ms: s.now_ms(),
             // Replay and revocation state is on Redis: fail closed (503).
             excuses: &load::CLASSES,
+            forgets_tokens: false,
         });
         set_processes(&processes, &fleet);
 
@@ -177,6 +188,7 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<(), String> {
             // Its opaque tokens are gone with it: the gateway answers 401
             // (or 503 while it is down) until the client gets a new one.
             excuses: &[Class::Edge],
+            forgets_tokens: true,
         });
         set_processes(&processes, &fleet);
 
@@ -192,6 +204,7 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<(), String> {
             // Calls in flight on its connections are cut; new ones go to
             // replica 1 (the balancer retries a refused connect).
             excuses: &load::CLASSES,
+            forgets_tokens: false,
         });
         set_processes(&processes, &fleet);
         s.until(120.0);
@@ -206,6 +219,7 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<(), String> {
     let elapsed_ms = start.elapsed().as_millis() as u64;
     let alive = report::alive(&fleet, &targets);
     let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    write_samples(&logs.join("samples.csv"), &samples)?;
     let outcome = report::Outcome::new(
         &tally, &windows, &samples, alive, elapsed_ms, rotations, minutes,
     );
@@ -233,8 +247,20 @@ fn set_processes(processes: &Mutex<Vec<(String, u32)>>, fleet: &Fleet) {
     }
 }
 
+/// Every sample, for a closer look at a process that grew.
+fn write_samples(path: &Path, samples: &[Sample]) -> Result<(), String> {
+    let mut csv = String::from("at_ms,process,pid,rss_kb,fds\n");
+    for s in samples {
+        csv.push_str(&format!(
+            "{},{},{},{},{}\n",
+            s.at_ms, s.name, s.pid, s.rss_kb, s.fds
+        ));
+    }
+    std::fs::write(path, csv).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Resident memory and open descriptors of `pid`, from /proc.
-fn probe(name: String, pid: u32) -> Option<Sample> {
+fn probe(at_ms: u64, name: String, pid: u32) -> Option<Sample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kb = status
         .lines()
@@ -246,6 +272,7 @@ fn probe(name: String, pid: u32) -> Option<Sample> {
         .ok()?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
     Some(Sample {
+        at_ms,
         name,
         pid,
         rss_kb,
