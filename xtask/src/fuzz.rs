@@ -18,13 +18,14 @@ pub(crate) const SMOKE_SECS: u64 = 3;
 /// `cargo xtask fuzz` options.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// Only this target (default: every target in fuzz/Cargo.toml).
-    target: Option<String>,
+    /// Only these targets (default: every target in fuzz/Cargo.toml). With
+    /// --report, their rows of RELIABILITY.md are rewritten and the others kept.
+    targets: Vec<String>,
     /// Seconds each target runs.
     #[arg(long, default_value_t = 60)]
     secs: u64,
     /// Write the seed corpora (`fuzz/corpus/TARGET/seed-*`) and stop.
-    #[arg(long, conflicts_with_all = ["report", "target"])]
+    #[arg(long, conflicts_with_all = ["report", "targets"])]
     seeds: bool,
     /// Run every target for --runs executions and write RELIABILITY.md.
     #[arg(long)]
@@ -53,10 +54,13 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<(), String> {
         return cargo_in(&fuzz, &["run", "--quiet", "--example", "make_seeds"]);
     }
     let all = targets(&fuzz)?;
-    let chosen: Vec<String> = match &args.target {
-        Some(t) if all.contains(t) => vec![t.clone()],
-        Some(t) => return Err(format!("no fuzz target {t:?}; targets: {}", all.join(", "))),
-        None => all,
+    if let Some(t) = args.targets.iter().find(|t| !all.contains(t)) {
+        return Err(format!("no fuzz target {t:?}; targets: {}", all.join(", ")));
+    }
+    let chosen = if args.targets.is_empty() {
+        all.clone()
+    } else {
+        args.targets.clone()
     };
     build(&fuzz)?;
     let limit = if args.report {
@@ -77,7 +81,7 @@ pub(crate) fn run(root: &Path, args: Args) -> Result<(), String> {
         );
     }
     if args.report {
-        write_report(root, &outcomes, args.runs)?;
+        write_report(root, &all, &outcomes, args.runs)?;
     }
     match outcomes.iter().find(|o| o.crashed) {
         Some(o) => Err(format!(
@@ -303,11 +307,61 @@ const FINDINGS: &[(&str, &str)] = &[
     ),
 ];
 
-fn write_report(root: &Path, outcomes: &[Outcome], runs: u64) -> Result<(), String> {
+/// As RELIABILITY.md has the section now: the date of the last run of all
+/// targets (`all targets: DATE`), and the table's row of each target.
+fn written(text: &str) -> (Option<String>, Vec<(String, String)>) {
+    let section = text
+        .split("\n## ")
+        .find(|s| s.starts_with("Fuzzing"))
+        .unwrap_or("");
+    let full_run = section.find("all targets: ").map(|at| {
+        let date: String = section[at..]
+            .chars()
+            .take("all targets: YYYY-MM-DD".len())
+            .collect();
+        date
+    });
+    // Written before runs of some targets existed: its one date is a full run's.
+    let full_run = full_run.or_else(|| {
+        let at = section.find("--report` (")? + "--report` (".len();
+        Some(format!("all targets: {}", section.get(at..at + 10)?))
+    });
+    let rows = section
+        .lines()
+        .filter_map(|line| {
+            let name = line.strip_prefix("| `")?.split('`').next()?;
+            Some((name.to_owned(), line.to_owned()))
+        })
+        .collect();
+    (full_run, rows)
+}
+
+/// Writes the section: a row for each of `all`, from this run's `outcomes`
+/// or, for a target not run now, as it was written before.
+fn write_report(
+    root: &Path,
+    all: &[String],
+    outcomes: &[Outcome],
+    runs: u64,
+) -> Result<(), String> {
     let (date, machine) = (crate::reliability::today(), crate::reliability::machine());
+    let text = std::fs::read_to_string(root.join("RELIABILITY.md")).unwrap_or_default();
+    let (full_run, before) = written(&text);
+    // A run of some targets keeps the others' rows and the date they ran.
+    let stamp = if outcomes.len() < all.len() {
+        let names: Vec<&str> = outcomes.iter().map(|o| o.target.as_str()).collect();
+        format!(
+            "{}; {} again on {date}: `cargo xtask fuzz --report {}`",
+            full_run.as_deref().unwrap_or("all targets: never"),
+            names.join(", "),
+            names.join(" ")
+        )
+    } else {
+        format!("all targets: {date}")
+    };
     let cargo_fuzz = crate::reliability::capture("cargo", &["fuzz", "--version"]);
     let mut md = format!(
-        "Written by `cargo xtask fuzz --report` ({date}).\n\
+        "Written by `cargo xtask fuzz --report` ({stamp}).\n\
          {machine} {cargo_fuzz}.\n\n\
          Every parser of untrusted input has a cargo-fuzz target in `fuzz/`\n\
          (libFuzzer through `libfuzzer-sys`). Each checks properties, not only\n\
@@ -322,7 +376,14 @@ fn write_report(root: &Path, outcomes: &[Outcome], runs: u64) -> Result<(), Stri
          | target | reads | executions | edges | features | corpus | seconds | crashes |\n\
          |---|---|---:|---:|---:|---:|---:|---:|\n"
     );
-    for o in outcomes {
+    for target in all {
+        let Some(o) = outcomes.iter().find(|o| &o.target == target) else {
+            if let Some((_, row)) = before.iter().find(|(name, _)| name == target) {
+                md.push_str(row);
+                md.push('\n');
+            }
+            continue;
+        };
         md.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} | {} | {} |\n",
             o.target,
@@ -346,6 +407,19 @@ fn write_report(root: &Path, outcomes: &[Outcome], runs: u64) -> Result<(), Stri
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_some_targets_finds_the_full_runs_date_and_rows() {
+        let old = "# R\n\n## Fuzzing\n\nWritten by `cargo xtask fuzz --report` (2026-12-03).\n\
+                   | `jws` | x | 1 |\n| `verify` | y | 2 |\n\n## Floods\n\n| `jws` | no |\n";
+        let (date, rows) = written(old);
+        assert_eq!(date.as_deref(), Some("all targets: 2026-12-03"));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1], ("verify".into(), "| `verify` | y | 2 |".into()));
+        let new = "# R\n\n## Fuzzing\n\nWritten by `cargo xtask fuzz --report` (all targets: 2026-12-03; \
+                   verify again on 2026-12-04).\n";
+        assert_eq!(written(new).0.as_deref(), Some("all targets: 2026-12-03"));
+    }
 
     #[test]
     fn reads_libfuzzers_last_status_and_final_stats() {
