@@ -170,6 +170,22 @@ impl TlsArgs {
         Ok(Some(Arc::new(config)))
     }
 
+    /// The client for key fetches (JWKS, bundles): `None` keeps svcauth's
+    /// default client, unless --ca-file or --client-cert ask for more.
+    #[allow(dead_code)]
+    pub(crate) fn keys_client(
+        &self,
+        client_key: Option<&Path>,
+    ) -> Result<Option<reqwest::Client>, String> {
+        if !self.customises_outbound() {
+            return Ok(None);
+        }
+        self.outbound_client(svcauth_jwks::http_client_builder(), client_key)?
+            .build()
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
     /// `builder` with --ca-file's roots and the client certificate
     /// (--client-cert and the binary's key flag, `client_key`).
     pub(crate) fn outbound_client(

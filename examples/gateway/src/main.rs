@@ -227,11 +227,8 @@ async fn run(args: Args) -> Result<(), String> {
             if let Some(issuer) = &args.issuer {
                 let mut keys =
                     KeySource::discover(issuer).map_err(|e| format!("--issuer {issuer}: {e}"))?;
-                if custom_tls {
-                    let client = args
-                        .tls
-                        .outbound_client(svcauth_jwks::http_client_builder(), cert_key)?;
-                    keys = keys.http_client(client.build().map_err(|e| e.to_string())?);
+                if let Some(client) = args.tls.keys_client(cert_key)? {
+                    keys = keys.http_client(client);
                 }
                 let keys = keys
                     .build()

@@ -26,18 +26,7 @@ fn split_pair(pair: &str) -> Result<(&str, &str), String> {
 /// Every key source the flags name (none is fetched yet).
 pub(crate) fn sources(args: &Args) -> Result<Sources, String> {
     // Key fetches through a client with --ca-file / --client-cert, when given.
-    let keys_client = match args.tls.customises_outbound() {
-        true => Some(
-            args.tls
-                .outbound_client(
-                    svcauth_jwks::http_client_builder(),
-                    args.client_key.as_deref(),
-                )?
-                .build()
-                .map_err(|e| e.to_string())?,
-        ),
-        false => None,
-    };
+    let keys_client = args.tls.keys_client(args.client_key.as_deref())?;
     let with_client = |builder: svcauth_jwks::RemoteBuilder| match &keys_client {
         Some(client) => builder.http_client(client.clone()),
         None => builder,

@@ -142,18 +142,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
         workloads.insert(iss.to_owned(), id);
     }
-    let client = match args.tls.customises_outbound() {
-        true => Some(
-            args.tls
-                .outbound_client(
-                    svcauth_jwks::http_client_builder(),
-                    args.client_key.as_deref(),
-                )?
-                .build()
-                .map_err(|e| e.to_string())?,
-        ),
-        false => None,
-    };
+    let client = args.tls.keys_client(args.client_key.as_deref())?;
     let mut verifier = Verifier::builder(&args.audience);
     let mut sources = Vec::new();
     for pair in &args.trust {
