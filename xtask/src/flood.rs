@@ -253,7 +253,7 @@ fn markdown(steps: &[Step], seconds: u32) -> String {
     let base = steps.first().map_or(f64::NAN, |s| s.legit.rps);
     let base_p99 = steps.first().map_or(f64::NAN, |s| s.legit.p99_ms);
     let mut md = format!(
-        "Written by `cargo xtask flood --seconds {seconds} --report` ({}).\n{}\n\n\
+        "Written by `cargo xtask flood --seconds {seconds} --report` ({}).\n{}.\n\n\
          One service-b (the example, on its default 2-worker runtime) trusting one\n\
          issuer (ES256). Legitimate traffic: wrk, 16 connections, one token, so\n\
          every request after the first is a cache hit. Beside it, a flood of\n\

@@ -362,7 +362,7 @@ fn write_report(
     let cargo_fuzz = crate::reliability::capture("cargo", &["fuzz", "--version"]);
     let mut md = format!(
         "Written by `cargo xtask fuzz --report` ({stamp}).\n\
-         {machine} {cargo_fuzz}.\n\n\
+         {machine}; {cargo_fuzz}.\n\n\
          Every parser of untrusted input has a cargo-fuzz target in `fuzz/`\n\
          (libFuzzer through `libfuzzer-sys`). Each checks properties, not only\n\
          \"no panic\" (see the target's doc comment). Built with `cargo fuzz\n\

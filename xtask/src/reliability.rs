@@ -64,7 +64,7 @@ pub(crate) fn today() -> String {
     capture("date", &["-u", "+%Y-%m-%d"])
 }
 
-/// `Machine: <cpu>, <n> cores. <rustc --version>;`
+/// `Machine: <cpu>, <n> cores; <rustc --version>` (no closing stop).
 pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -77,7 +77,7 @@ pub(crate) fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!(
-        "Machine: {cpu}, {cores} cores. {};",
+        "Machine: {cpu}, {cores} cores; {}",
         capture("rustc", &["--version"])
     )
 }

@@ -262,7 +262,7 @@ impl Outcome {
     pub(super) fn markdown(&self) -> String {
         let machine = crate::reliability::machine();
         let mut md = format!(
-            "Written by `cargo xtask soak --minutes {} --report` ({}).\n{machine}\n\n\
+            "Written by `cargo xtask soak --minutes {} --report` ({}).\n{machine}.\n\n\
              service-a calls two service-b replicas (behind a TCP balancer that\n\
              retries a refused connect on the other) on one Redis (replay and\n\
              revocation, fail-closed), beside the OpenID Provider and the gateway;\n\
