@@ -314,13 +314,10 @@ fn written(text: &str) -> (Option<String>, Vec<(String, String)>) {
         .split("\n## ")
         .find(|s| s.starts_with("Fuzzing"))
         .unwrap_or("");
-    let full_run = section.find("all targets: ").map(|at| {
-        let date: String = section[at..]
-            .chars()
-            .take("all targets: YYYY-MM-DD".len())
-            .collect();
-        date
-    });
+    let full_run = section
+        .find("all targets: ")
+        .and_then(|at| section.get(at..at + "all targets: YYYY-MM-DD".len()))
+        .map(str::to_owned);
     // Written before runs of some targets existed: its one date is a full run's.
     let full_run = full_run.or_else(|| {
         let at = section.find("--report` (")? + "--report` (".len();

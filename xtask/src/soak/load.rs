@@ -149,7 +149,7 @@ pub(super) fn worker(id: u64, start: Instant, targets: Targets, key: &SigningKey
                     // The provider forgot it (a restart): get another.
                     edge_token.clear();
                 }
-                record_edge(tally, at(), status, edge_since);
+                record_with(tally, Class::Edge, at(), status, Some(edge_since));
             }
             14..=16 => {
                 let token = driver_token(key, &format!("d-{id}-{n}"));
@@ -170,10 +170,6 @@ pub(super) fn worker(id: u64, start: Instant, targets: Targets, key: &SigningKey
 
 fn record(tally: &Tally, class: Class, at_ms: u64, status: u16) {
     record_with(tally, class, at_ms, status, None);
-}
-
-fn record_edge(tally: &Tally, at_ms: u64, status: u16, token_since_ms: u64) {
-    record_with(tally, Class::Edge, at_ms, status, Some(token_since_ms));
 }
 
 fn record_with(tally: &Tally, class: Class, at_ms: u64, status: u16, token_since_ms: Option<u64>) {

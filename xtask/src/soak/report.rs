@@ -316,7 +316,7 @@ impl Outcome {
         md.push_str(&format!(
             "\nMemory and descriptors per process, one row per process started (the\n\
              median of the middle fifth of its samples against the median of the\n\
-             last fifth: the first half is warm-up, while service-b's verification\n\
+             last fifth: the first two fifths are warm-up, while service-b's verification\n\
              cache fills to its 10,000 entries; {}):\n\n\
              | process | sampled for | samples | RSS kB | open fds | flat |\n|---|---:|---:|---:|---:|---|\n",
             if self.growth_checked {
@@ -392,7 +392,7 @@ not exposed to it: verifiers hold the key before it signs.\n";
 
 /// Growth of each process (by name and pid) that was sampled long enough:
 /// the median of the middle fifth of its samples against the median of the
-/// last fifth. Warm-up is the first half: service-b's verification cache
+/// last fifth. Warm-up is the first two fifths: service-b's verification cache
 /// fills to its bound (10,000 entries) in about four and a half minutes at
 /// the soak's rate of new tokens, and RSS rises with it until then.
 fn growth(samples: &[Sample], elapsed_ms: u64) -> Vec<Growth> {
