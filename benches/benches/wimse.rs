@@ -35,14 +35,14 @@ fn wimse(c: &mut Criterion) {
                 .unwrap(),
         )
         .unwrap();
-        let wit = issuer
-            .issue(
+        let wit = rt
+            .block_on(issuer.issue(
                 &"spiffe://example.org/a".parse().unwrap(),
                 &key.public_jwk(),
-            )
+            ))
             .unwrap();
         let identity = WorkloadIdentity::new(key, &wit).unwrap();
-        let jwks = json!({ "keys": [ring.signing_key().public_jwk()] }).to_string();
+        let jwks = json!({ "keys": [ring.signer().public_jwk()] }).to_string();
         // Large enough for every proof of the run: a full store would
         // answer 503 and time the refusal instead.
         let replay = Arc::new(MemoryReplayStore::new(

@@ -20,7 +20,7 @@ fn runs(program: &Path, args: &[&str]) -> bool {
 
 /// Emits the `cfg`s for the peers missing here; `root` is the workspace.
 fn probe_peers(root: &Path) {
-    let names = ["redis", "node_oidc", "node_jose", "python"];
+    let names = ["redis", "node_oidc", "node_jose", "python", "softhsm"];
     let list = names.map(|n| format!("svcauth_peer_missing_{n}")).join(",");
     println!("cargo::rustc-check-cfg=cfg({list})");
     for var in ["SVCAUTH_REQUIRE_PEERS", "SVCAUTH_PEER_PYTHON", "PATH"] {
@@ -33,10 +33,11 @@ fn probe_peers(root: &Path) {
     for path in [modules.join("oidc-provider"), modules.join("jose"), venv.clone()] {
         println!("cargo::rerun-if-changed={}", path.display());
     }
-    if let Some(path) = find("redis-server") {
-        println!("cargo::rerun-if-changed={}", path.display());
-    } else {
-        println!("cargo::rerun-if-changed=/usr/bin/redis-server");
+    for program in ["redis-server", "softhsm2-util"] {
+        match find(program) {
+            Some(path) => println!("cargo::rerun-if-changed={}", path.display()),
+            None => println!("cargo::rerun-if-changed=/usr/bin/{program}"),
+        }
     }
     if std::env::var_os("SVCAUTH_REQUIRE_PEERS").is_some() {
         return;
@@ -48,6 +49,7 @@ fn probe_peers(root: &Path) {
         ("node_oidc", !node || !modules.join("oidc-provider").is_dir()),
         ("node_jose", !node || !modules.join("jose").is_dir()),
         ("python", !runs(&python, &["-c", "import jwt, grpc"])),
+        ("softhsm", !runs(Path::new("softhsm2-util"), &["--version"])),
     ];
     for (name, missing) in missing {
         if missing {

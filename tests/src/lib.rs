@@ -11,6 +11,7 @@
 //! * [`RedisServer`]: redis-server on a free loopback port, killed on drop.
 //! * [`run_test_in_child`]: one test of the running test binary, in a child
 //!   process with its own environment variables.
+//! * [`SoftHsm`]: a SoftHSM2 token directory of a test's own.
 //! * [`serve`] and [`JsonServer`]: an axum app, or one JSON document (a
 //!   JWKS, a discovery document), on a free loopback port.
 //! * [`Pki`] and [`mtls_server`]: a private CA made in the test, and a TLS
@@ -25,12 +26,14 @@ mod examples;
 mod oidc;
 mod redis;
 mod servers;
+mod softhsm;
 mod tls;
 
 pub use examples::{Example, example_binaries, release_example_binaries};
 pub use oidc::{OidcProvider, private_key_jwt_client, secret_client};
 pub use redis::RedisServer;
 pub use servers::{JsonServer, MockAuthorizationServer, serve};
+pub use softhsm::{SoftHsm, USER_PIN};
 pub use tls::{PemFiles, Pki, mtls_server};
 
 /// Seconds since the Unix epoch, by the system clock.

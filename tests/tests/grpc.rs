@@ -111,7 +111,7 @@ async fn signed_channel_calls_and_refusals_are_grpc_statuses() {
         .into_inner();
     assert_eq!((reply.iss.as_str(), reply.sub.as_str()), (A, A));
     assert_eq!(reply.aud, [B]);
-    assert_eq!(reply.kid, ring.signing_key().kid());
+    assert_eq!(reply.kid, ring.signer().kid());
 
     let mut plain = plain_client(addr);
     // No token: UNAUTHENTICATED with the bare challenge.
@@ -120,7 +120,8 @@ async fn signed_channel_calls_and_refusals_are_grpc_statuses() {
     assert_eq!(message, "a bearer token is required");
     assert_eq!(challenge, "Bearer");
 
-    let key = ring.signing_key();
+    let signer = ring.signer();
+    let key = signer.local().expect("an in-memory key");
     let t = unix_now();
     for (name, bad, expect) in [
         (

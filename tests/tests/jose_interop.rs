@@ -61,6 +61,7 @@ async fn svcauth_tokens_verify_with_pyjwt_and_jose_through_the_published_jwks() 
                 binding: None,
                 on_behalf_of: None,
             })
+            .await
             .unwrap();
         let (jwks2, iss2, token2) = (jwks.clone(), iss.clone(), token.as_str().to_owned());
         let python = python.clone();
@@ -91,7 +92,7 @@ async fn svcauth_tokens_verify_with_pyjwt_and_jose_through_the_published_jwks() 
         .await
         .unwrap();
         assert_eq!(by_jose["payload"]["sub"], iss.as_str(), "jose, {alg}");
-        assert_eq!(by_jose["protectedHeader"]["kid"], ring.signing_key().kid());
+        assert_eq!(by_jose["protectedHeader"]["kid"], ring.signer().kid());
     }
 }
 

@@ -9,10 +9,12 @@ fn have(program: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
-/// Installs `redis-server` from the system packages if it is missing
-/// (as root, as on CI; otherwise it says what to run).
+/// Installs `redis-server` and SoftHSM2 (the PKCS#11 token the HSM tests
+/// sign in) from the system packages if they are missing (as root, as on
+/// CI; otherwise it says what to run).
 pub(crate) fn install() -> Result<(), String> {
-    install_debian("redis-server", "redis-server", "the peer tests")
+    install_debian("redis-server", "redis-server", "the peer tests")?;
+    install_debian("softhsm2-util", "softhsm2", "the PKCS#11 tests")
 }
 
 /// Installs Debian's `package` if `program` is missing: as root, as on CI;

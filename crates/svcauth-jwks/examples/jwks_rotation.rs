@@ -52,7 +52,7 @@ async fn run() -> Result<(), String> {
     tokio::spawn(async move { axum::serve(listener, app).await });
     let url = format!("http://{addr}/.well-known/jwks.json");
     println!("service A publishes its keys at {url}");
-    println!("  signing kid: {}", ring.signing_key().kid());
+    println!("  signing kid: {}", ring.signer().kid());
 
     // Service B: a remote cache of A's keys (cooldown shortened for the demo).
     let source = KeySource::remote(&url)
@@ -61,10 +61,11 @@ async fn run() -> Result<(), String> {
 
     let message = b"header.claims";
     let signature = ring
-        .signing_key()
+        .signer()
         .sign(message)
+        .await
         .map_err(|e| e.to_string())?;
-    let kid = ring.signing_key().kid().to_owned();
+    let kid = ring.signer().kid().to_owned();
     let KeyLookup::Found(key) = source.resolve(Some(&kid)).await else {
         return Err("B could not find A's key".into());
     };
@@ -87,14 +88,15 @@ async fn run() -> Result<(), String> {
         Duration::from_secs(600),
     )
     .map_err(|e| e.to_string())?;
-    let new_kid = ring.signing_key().kid().to_owned();
+    let new_kid = ring.signer().kid().to_owned();
     println!(
         "A rotates: new signing kid {new_kid}; old kid still published: {:?}",
         ring.state().published_kids()
     );
     let signature = ring
-        .signing_key()
+        .signer()
         .sign(message)
+        .await
         .map_err(|e| e.to_string())?;
     let found = match source.resolve(Some(&new_kid)).await {
         KeyLookup::Found(key) => key.verify(Algorithm::EdDSA, message, &signature).is_ok(),

@@ -41,6 +41,18 @@ pub enum KeyError {
     /// A JWKS document could not be used.
     #[error(transparent)]
     Jwks(#[from] JwksError),
+    /// A signer outside this process (an HSM, a KMS) could not sign now:
+    /// the token removed, the service unreachable, a session lost. Trying
+    /// again later may succeed.
+    #[error("signing key unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl KeyError {
+    /// Whether trying again later may succeed ([`KeyError::Unavailable`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, KeyError::Unavailable(_))
+    }
 }
 
 /// A JWKS document as a whole is unusable. (Single bad keys are skipped, not

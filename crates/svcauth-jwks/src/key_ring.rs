@@ -10,7 +10,7 @@ use bytes::Bytes;
 use svcauth_core::{SharedClock, system_clock};
 
 use crate::public_key::Jwk;
-use crate::signing_key::SigningKey;
+use crate::signer::JwsSigner;
 
 /// A rotation step was not possible.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,8 +36,8 @@ pub struct RetiringKey {
 /// One consistent view of the ring.
 #[derive(Debug)]
 pub struct RingState {
-    current: Arc<SigningKey>,
-    next: Option<Arc<SigningKey>>,
+    current: Arc<dyn JwsSigner>,
+    next: Option<Arc<dyn JwsSigner>>,
     retiring: Vec<RetiringKey>,
     jwks: Bytes,
     etag: String,
@@ -45,8 +45,8 @@ pub struct RingState {
 
 impl RingState {
     fn new(
-        current: Arc<SigningKey>,
-        next: Option<Arc<SigningKey>>,
+        current: Arc<dyn JwsSigner>,
+        next: Option<Arc<dyn JwsSigner>>,
         retiring: Vec<RetiringKey>,
     ) -> Self {
         let mut keys = vec![current.public_jwk()];
@@ -76,12 +76,12 @@ impl RingState {
     }
 
     /// The key that signs now.
-    pub fn current(&self) -> &Arc<SigningKey> {
+    pub fn current(&self) -> &Arc<dyn JwsSigner> {
         &self.current
     }
 
     /// The key added by `add_next`: published, not yet signing.
-    pub fn next(&self) -> Option<&Arc<SigningKey>> {
+    pub fn next(&self) -> Option<&Arc<dyn JwsSigner>> {
         self.next.as_ref()
     }
 
@@ -111,7 +111,7 @@ impl RingState {
 
 /// The keys of this service: cheap to clone, lock-free to read.
 ///
-/// Signers read [`KeyRing::signing_key`] and the publisher reads
+/// Signers read [`KeyRing::signer`] and the publisher reads
 /// [`KeyRing::state`] with one atomic load each; rotation steps build a new
 /// [`RingState`] and swap it in, so every reader sees either the old ring or
 /// the new one, never a mix.
@@ -139,10 +139,10 @@ impl RingState {
 /// use svcauth_jwks::{KeyRing, SigningKey};
 ///
 /// let ring = KeyRing::new(SigningKey::generate(Algorithm::EdDSA).unwrap());
-/// let old = ring.signing_key().kid().to_owned();
+/// let old = ring.signer().kid().to_owned();
 /// ring.add_next(SigningKey::generate(Algorithm::EdDSA).unwrap()).unwrap();
 /// ring.promote_next(Duration::from_secs(600)).unwrap();
-/// assert_ne!(ring.signing_key().kid(), old);
+/// assert_ne!(ring.signer().kid(), old);
 /// assert!(ring.state().published_kids().contains(&old)); // still published
 /// ```
 #[derive(Clone)]
@@ -157,13 +157,13 @@ struct Inner {
 }
 
 impl KeyRing {
-    /// A ring whose only key is `key`.
-    pub fn new(key: SigningKey) -> Self {
+    /// A ring whose only key is `key`, of any backend.
+    pub fn new(key: impl JwsSigner) -> Self {
         Self::with_clock(key, system_clock())
     }
 
     /// A ring reading time from `clock` (for retirement deadlines).
-    pub fn with_clock(key: SigningKey, clock: SharedClock) -> Self {
+    pub fn with_clock(key: impl JwsSigner, clock: SharedClock) -> Self {
         KeyRing {
             inner: Arc::new(Inner {
                 state: ArcSwap::from_pointee(RingState::new(Arc::new(key), None, Vec::new())),
@@ -173,8 +173,8 @@ impl KeyRing {
         }
     }
 
-    /// The key that signs now.
-    pub fn signing_key(&self) -> Arc<SigningKey> {
+    /// The key that signs now: one atomic load and a reference count.
+    pub fn signer(&self) -> Arc<dyn JwsSigner> {
         self.inner.state.load().current.clone()
     }
 
@@ -191,15 +191,15 @@ impl KeyRing {
 
     /// Step 1: publish `key` without signing with it yet. Replaces a
     /// previous next key that was never promoted.
-    pub fn add_next(&self, key: SigningKey) -> Result<(), RingError> {
+    pub fn add_next(&self, key: impl JwsSigner) -> Result<(), RingError> {
         self.update(|s| {
             if s.published_kids().iter().any(|k| k == key.kid()) {
                 return Err(RingError::DuplicateKid(key.kid().to_owned()));
             }
-            tracing::info!(kid = key.kid(), alg = %key.algorithm(), "key ring: next key published");
+            tracing::info!(kid = key.kid(), alg = %key.alg(), backend = key.backend(), "key ring: next key published");
             Ok(RingState::new(
                 s.current.clone(),
-                Some(Arc::new(key)),
+                Some(Arc::new(key) as Arc<dyn JwsSigner>),
                 s.retiring.clone(),
             ))
         })
@@ -215,12 +215,12 @@ impl KeyRing {
     }
 
     /// Steps 1 and 2 at once (see the type docs for when that is safe).
-    pub fn rotate(&self, key: SigningKey, retire_for: Duration) -> Result<(), RingError> {
+    pub fn rotate(&self, key: impl JwsSigner, retire_for: Duration) -> Result<(), RingError> {
         self.replace_signing_key(retire_for, "rotated", |s| {
             if s.published_kids().iter().any(|k| k == key.kid()) {
                 return Err(RingError::DuplicateKid(key.kid().to_owned()));
             }
-            Ok((Arc::new(key), s.next.clone()))
+            Ok((Arc::new(key) as Arc<dyn JwsSigner>, s.next.clone()))
         })
     }
 
@@ -231,7 +231,7 @@ impl KeyRing {
         &self,
         retire_for: Duration,
         event: &str,
-        choose: impl FnOnce(&RingState) -> Result<(Arc<SigningKey>, Option<Arc<SigningKey>>), RingError>,
+        choose: impl FnOnce(&RingState) -> Result<(Arc<dyn JwsSigner>, Option<Arc<dyn JwsSigner>>), RingError>,
     ) -> Result<(), RingError> {
         let until = self.inner.clock.now_secs() + retire_for.as_secs();
         self.update(|s| {
@@ -297,6 +297,8 @@ mod tests {
     use super::*;
     use svcauth_core::{Algorithm, ManualClock};
 
+    use crate::SigningKey;
+
     fn key() -> SigningKey {
         SigningKey::generate(Algorithm::EdDSA).unwrap()
     }
@@ -305,17 +307,17 @@ mod tests {
     fn full_rotation_procedure_publishes_with_overlap() {
         let clock = ManualClock::at_secs(1_000);
         let ring = KeyRing::with_clock(key(), Arc::new(clock.clone()));
-        let k1 = ring.signing_key().kid().to_owned();
+        let k1 = ring.signer().kid().to_owned();
         let etag1 = ring.state().etag().to_owned();
 
         ring.add_next(key()).unwrap();
         let k2 = ring.state().next().unwrap().kid().to_owned();
-        assert_eq!(ring.signing_key().kid(), k1, "a next key does not sign");
+        assert_eq!(ring.signer().kid(), k1, "a next key does not sign");
         assert_eq!(ring.state().published_kids(), [k1.clone(), k2.clone()]);
         assert_ne!(ring.state().etag(), etag1);
 
         ring.promote_next(Duration::from_secs(600)).unwrap();
-        assert_eq!(ring.signing_key().kid(), k2);
+        assert_eq!(ring.signer().kid(), k2);
         assert_eq!(ring.state().published_kids(), [k2.clone(), k1.clone()]);
 
         clock.advance(Duration::from_secs(599));

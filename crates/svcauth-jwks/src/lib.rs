@@ -3,6 +3,9 @@
 //!
 //! * [`SigningKey`]: a private key, parsed once, from PKCS#8 PEM (file,
 //!   string, environment variable) or generated; `kid` = RFC 7638 thumbprint.
+//! * [`JwsSigner`]: what signs, wherever the private key is kept:
+//!   [`SigningKey`] in this process, a PKCS#11 token (feature `pkcs11`,
+//!   [`pkcs11::Pkcs11Signer`]), or a KMS backend of your own.
 //! * [`KeyRing`]: this service's signing key plus the public keys it keeps
 //!   publishing around a rotation, readable lock-free; [`JwksService`]
 //!   publishes it at `/.well-known/jwks.json`.
@@ -39,13 +42,13 @@
 //!
 //! // Service B trusts A's JWKS.
 //! let keys = KeySource::remote(&url).unwrap().cooldown(Duration::ZERO).build().unwrap();
-//! let signature = ring.signing_key().sign(b"msg").unwrap();
-//! let KeyLookup::Found(key) = keys.resolve(Some(ring.signing_key().kid())).await else { panic!() };
+//! let signature = ring.signer().sign(b"msg").await.unwrap();
+//! let KeyLookup::Found(key) = keys.resolve(Some(ring.signer().kid())).await else { panic!() };
 //! assert!(key.verify(Algorithm::EdDSA, b"msg", &signature).is_ok());
 //!
 //! // A rotates; B finds the new kid with one fetch.
 //! ring.rotate(SigningKey::generate(Algorithm::EdDSA).unwrap(), Duration::from_secs(600)).unwrap();
-//! assert!(matches!(keys.resolve(Some(ring.signing_key().kid())).await, KeyLookup::Found(_)));
+//! assert!(matches!(keys.resolve(Some(ring.signer().kid())).await, KeyLookup::Found(_)));
 //! # }
 //! ```
 mod der;
@@ -54,6 +57,7 @@ mod key_ring;
 mod key_set;
 mod public_key;
 mod publish;
+mod signer;
 mod signing_key;
 mod source;
 mod spiffe;
@@ -62,6 +66,10 @@ pub use key_ring::{KeyRing, RetiringKey, RingError, RingState};
 pub use key_set::{KeySet, SignatureError, SkipReason, SkippedKey, VerifyingKey};
 pub use public_key::{Jwk, MAX_RSA_BITS, MIN_RSA_BITS, PublicKeyMaterial};
 pub use publish::JwksService;
+pub use der::ecdsa_der_to_jose;
+#[cfg(feature = "pkcs11")]
+pub use signer::pkcs11;
+pub use signer::{JwsSigner, SignatureFuture, jws_header, sign_jws};
 pub use signing_key::{SigningKey, generate_pkcs8_pem};
 pub use source::{KeyLookup, KeySource, KeySourceStats, RemoteBuilder, http_client_builder};
 pub use spiffe::SvidKind;

@@ -53,6 +53,10 @@ pub enum SignError {
     /// The signing key failed.
     #[error("signing failed: {0}")]
     Key(String),
+    /// The signing key is held elsewhere (an HSM, a KMS) and could not sign
+    /// now; cached tokens stay in use, and the signer tries again later.
+    #[error("signing key unavailable: {0}")]
+    KeyUnavailable(String),
     /// The token source cannot do what was asked (binding or delegation).
     #[error("the token source does not support {0}")]
     Unsupported(&'static str),
@@ -73,10 +77,11 @@ pub enum SignError {
 }
 
 impl SignError {
-    /// Whether trying again later may succeed (transport failures, 5xx, 429).
+    /// Whether trying again later may succeed (transport failures, 5xx,
+    /// 429, a remote signing key unavailable).
     pub fn is_transient(&self) -> bool {
         match self {
-            SignError::Transport(_) => true,
+            SignError::Transport(_) | SignError::KeyUnavailable(_) => true,
             SignError::TokenEndpoint { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
@@ -85,7 +90,10 @@ impl SignError {
 
 impl From<KeyError> for SignError {
     fn from(e: KeyError) -> Self {
-        SignError::Key(e.to_string())
+        match e {
+            KeyError::Unavailable(message) => SignError::KeyUnavailable(message),
+            other => SignError::Key(other.to_string()),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Deserialize;
 use svcauth_core::{SharedClock, system_clock};
-use svcauth_jwks::SigningKey;
+use svcauth_jwks::JwsSigner;
 use url::Url;
 use zeroize::Zeroizing;
 
@@ -29,15 +29,16 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum ClientAuth {
-    /// A short-lived JWT signed with the client's private key (RFC 7523).
-    PrivateKeyJwt(Arc<SigningKey>),
+    /// A short-lived JWT signed with the client's private key (RFC 7523),
+    /// wherever that key is kept (in memory, an HSM, a KMS).
+    PrivateKeyJwt(Arc<dyn JwsSigner>),
     /// HTTP Basic with a shared secret (held in memory only, zeroed on drop).
     ClientSecretBasic(Arc<Zeroizing<String>>),
 }
 
 impl ClientAuth {
-    /// `private_key_jwt` with `key`.
-    pub fn private_key_jwt(key: SigningKey) -> Self {
+    /// `private_key_jwt` with `key`, of any backend.
+    pub fn private_key_jwt(key: impl JwsSigner) -> Self {
         ClientAuth::PrivateKeyJwt(Arc::new(key))
     }
 
@@ -269,7 +270,7 @@ impl StsClient {
                     "jti": random_id(), "iat": now, "exp": now + 60,
                 });
                 form.push(("client_assertion_type", ASSERTION_TYPE.to_owned()));
-                form.push(("client_assertion", compact_jws(key, &assertion)?));
+                form.push(("client_assertion", compact_jws(&**key, &assertion).await?));
                 form.push(("client_id", self.client_id.clone()));
             }
             ClientAuth::ClientSecretBasic(secret) => {

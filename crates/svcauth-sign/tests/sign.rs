@@ -67,7 +67,7 @@ async fn round_trip_through_the_verifying_layer_for_every_algorithm() {
             call(&client(&signer_to(&b, &ring)), &format!("{}/whoami", b.url)).await;
         assert_eq!(status, 200, "{alg}: {body}");
         assert_eq!(body["sub"], ISS_A);
-        assert_eq!(body["kid"], ring.signing_key().kid());
+        assert_eq!(body["kid"], ring.signer().kid());
         let claims = &body["claims"];
         assert_eq!(claims["aud"], b.audience.as_str());
         assert_eq!(
@@ -100,7 +100,7 @@ impl svcauth_sign::TokenSource for Gated {
     ) -> svcauth_sign::TokenFuture<'a> {
         Box::pin(async move {
             self.open.clone().wait_for(|open| *open).await.unwrap();
-            self.inner.mint(request)
+            self.inner.mint(request).await
         })
     }
 }
@@ -335,7 +335,7 @@ async fn key_rotation_mid_traffic_fails_no_call() {
         .build()
         .unwrap();
     let client = client(&signer);
-    let old = ring.signing_key().kid().to_owned();
+    let old = ring.signer().kid().to_owned();
 
     let traffic = {
         let (client, url) = (client.clone(), format!("{}/echo", b.url));
@@ -359,7 +359,7 @@ async fn key_rotation_mid_traffic_fails_no_call() {
         .unwrap();
     keys.refresh().await.unwrap();
     ring.promote_next(Duration::from_secs(600)).unwrap();
-    let new = ring.signing_key().kid().to_owned();
+    let new = ring.signer().kid().to_owned();
     traffic.await.unwrap();
     let kids: Vec<String> = b
         .seen_authorization
@@ -580,7 +580,7 @@ async fn token_exchange_carries_the_user_with_the_service_as_actor() {
     let (sts, b, signer) = signer_via_sts(Algorithm::EdDSA, TokenExchange::new).await;
 
     // The user's inbound token (here minted by the STS for service A).
-    let user_token = |user: &str| {
+    let user_token = async |user: &str| {
         let source = svcauth_sign::SelfSigned::new(&sts.issuer, sts.ring.clone()).unwrap();
         let obo = OnBehalfOf::Subject(user.to_owned());
         source
@@ -589,11 +589,12 @@ async fn token_exchange_carries_the_user_with_the_service_as_actor() {
                 binding: None,
                 on_behalf_of: Some(&obo),
             })
+            .await
             .unwrap()
             .as_str()
             .to_owned()
     };
-    let alice = OnBehalfOf::SubjectToken(user_token("alice"));
+    let alice = OnBehalfOf::SubjectToken(user_token("alice").await);
     let mw = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(signer.middleware())
         .build();
@@ -614,7 +615,7 @@ async fn token_exchange_carries_the_user_with_the_service_as_actor() {
         sts.form("grant_type").as_deref(),
         Some("urn:ietf:params:oauth:grant-type:token-exchange")
     );
-    let bob = OnBehalfOf::SubjectToken(user_token("bob"));
+    let bob = OnBehalfOf::SubjectToken(user_token("bob").await);
     let response = mw
         .get(format!("{}/whoami", b.url))
         .with_extension(bob)

@@ -461,7 +461,7 @@ fn configured<'a, T>(
 
 async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
-        "kid": state.ring.signing_key().kid(),
+        "kid": state.ring.signer().kid(),
         "published": state.ring.state().published_kids(),
         "signer": state.signer.metrics(),
         "wit": state.proofs.status(),

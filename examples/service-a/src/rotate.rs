@@ -79,7 +79,7 @@ pub(crate) async fn rotate(
         match ring.promote_next(retire_for) {
             Ok(()) => {
                 signer.clear_cache();
-                tracing::info!(kid = %ring.signing_key().kid(), "next key promoted: it signs from now on");
+                tracing::info!(kid = %ring.signer().kid(), "next key promoted: it signs from now on");
             }
             Err(e) => tracing::warn!(error = %e, "could not promote the next key"),
         }

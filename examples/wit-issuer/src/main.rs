@@ -206,7 +206,7 @@ async fn issue(State(state): State<AppState>, caller: Caller, body: axum::body::
     let Ok(jwk) = serde_json::from_value::<Jwk>(Value::Object(jwk.clone())) else {
         return refuse(StatusCode::BAD_REQUEST, "not a JWK");
     };
-    match state.issuer.issue(workload, &jwk) {
+    match state.issuer.issue(workload, &jwk).await {
         Ok(wit) => {
             tracing::info!(workload = %workload, caller = caller.caller(), "WIT issued");
             Json(json!({ "wit": wit, "workload": workload.as_str() })).into_response()
@@ -219,7 +219,7 @@ async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "ready": state.sources.iter().all(KeySource::is_loaded),
         "trust_domain": state.issuer.trust_domain(),
-        "kid": state.issuer.key_ring().signing_key().kid(),
+        "kid": state.issuer.key_ring().signer().kid(),
     }))
 }
 

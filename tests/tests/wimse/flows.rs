@@ -103,6 +103,7 @@ async fn proof_layer_requests_are_admitted_and_bind_the_bearer_token() {
     let renewed = w
         .issuer
         .issue(&WORKLOAD.parse().unwrap(), &w.key.public_jwk())
+        .await
         .unwrap();
     identity.set_wit(&renewed).unwrap();
     assert_eq!(identity.wit().token(), renewed);
@@ -118,6 +119,7 @@ async fn proof_layer_requests_are_admitted_and_bind_the_bearer_token() {
     let theirs = w
         .issuer
         .issue(&WORKLOAD.parse().unwrap(), &stranger.public_jwk())
+        .await
         .unwrap();
     assert!(identity.set_wit(&theirs).is_err());
 }

@@ -23,15 +23,15 @@ struct Domain {
 }
 
 fn domain() -> Domain {
-    let ring = KeyRing::new(SigningKey::generate(Algorithm::ES256).unwrap());
+    let domain_pem = generate_pkcs8_pem(Algorithm::ES256).unwrap();
+    let domain_key = Arc::new(SigningKey::from_pkcs8_pem(&domain_pem, None).unwrap());
+    let ring = KeyRing::new(SigningKey::from_pkcs8_pem(&domain_pem, None).unwrap());
     let issuer = WitIssuer::new("example.org", ring.clone()).unwrap();
     let key_pem = generate_pkcs8_pem(Algorithm::EdDSA).unwrap().to_string();
     let key = SigningKey::from_pkcs8_pem(&key_pem, None).unwrap();
-    let wit = issuer
-        .issue(&WORKLOAD.parse().unwrap(), &key.public_jwk())
-        .unwrap();
+    let wit = ready(issuer.issue(&WORKLOAD.parse().unwrap(), &key.public_jwk())).unwrap();
     Domain {
-        domain_key: ring.signing_key(),
+        domain_key,
         key_pem,
         wit,
     }

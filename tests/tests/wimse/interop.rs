@@ -143,6 +143,7 @@ async fn pyjwt_mints_pairs_svcauth_accepts_and_verifies_svcauths() {
     let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
     let wit = issuer
         .issue(&WORKLOAD.parse().unwrap(), &key.public_jwk())
+        .await
         .unwrap();
     let identity = WorkloadIdentity::new(key, &wit).unwrap();
     let seen = Arc::new(Mutex::new(http::HeaderMap::new()));
@@ -159,7 +160,7 @@ async fn pyjwt_mints_pairs_svcauth_accepts_and_verifies_svcauths() {
         .unwrap();
     client.oneshot(request).await.unwrap();
     let headers = seen.lock().unwrap().clone();
-    let jwks = json!({ "keys": [ring.signing_key().public_jwk()] }).to_string();
+    let jwks = json!({ "keys": [ring.signer().public_jwk()] }).to_string();
     let text = |name: &str| headers[name].to_str().unwrap().to_owned();
     let (wit, wpt) = (
         text("workload-identity-token"),

@@ -43,17 +43,28 @@ pub(crate) struct World {
     verifier: Verifier,
 }
 
+/// The output of a future that is ready when first polled: a WIT issued
+/// with a key in this process is, and the fixtures that make one are not
+/// async.
+pub(crate) fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("an in-memory key signs without waiting"),
+    }
+}
+
 pub(crate) fn world() -> World {
     let clock = Arc::new(ManualClock::at_secs(NOW));
-    let ring = KeyRing::new(SigningKey::generate(Algorithm::ES256).unwrap());
+    let domain_pem = generate_pkcs8_pem(Algorithm::ES256).unwrap();
+    let domain_key = Arc::new(SigningKey::from_pkcs8_pem(&domain_pem, None).unwrap());
+    let ring = KeyRing::new(SigningKey::from_pkcs8_pem(&domain_pem, None).unwrap());
     let issuer = WitIssuer::new("example.org", ring.clone())
         .unwrap()
         .clock(clock.clone());
     let key_pem = generate_pkcs8_pem(Algorithm::EdDSA).unwrap().to_string();
     let key = SigningKey::from_pkcs8_pem(&key_pem, None).unwrap();
-    let wit = issuer
-        .issue(&WORKLOAD.parse().unwrap(), &key.public_jwk())
-        .unwrap();
+    let wit = ready(issuer.issue(&WORKLOAD.parse().unwrap(), &key.public_jwk())).unwrap();
     let bearer_key = SigningKey::generate(Algorithm::EdDSA).unwrap();
     let fixed = |k: &SigningKey| {
         KeySource::fixed(
@@ -66,13 +77,13 @@ pub(crate) fn world() -> World {
     };
     let verifier = Verifier::builder(B)
         .trust(A_ISS, fixed(&bearer_key))
-        .trust_workloads("example.org", fixed(&ring.signing_key()))
+        .trust_workloads("example.org", fixed(&domain_key))
         .proof_header(HeaderName::from_static("x-user-token"))
         .clock(clock.clone())
         .build()
         .unwrap();
     World {
-        domain_key: ring.signing_key(),
+        domain_key,
         issuer,
         key,
         key_pem,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use svcauth_core::{Actor, SharedClock, b64, system_clock};
-use svcauth_jwks::{KeyRing, SigningKey};
+use svcauth_jwks::{JwsSigner, KeyRing};
 
 use crate::error::{ConfigError, SignError};
 use crate::source::{OnBehalfOf, Token, TokenFuture, TokenRequest, TokenSource};
@@ -73,8 +73,20 @@ impl SelfSigned {
         &self.ring
     }
 
-    /// Mints a token now.
-    pub fn mint(&self, request: TokenRequest<'_>) -> Result<Token, SignError> {
+    /// Mints a token now. A key held in this process signs at once; a
+    /// remote one (an HSM, a KMS) is awaited.
+    pub async fn mint(&self, request: TokenRequest<'_>) -> Result<Token, SignError> {
+        let key = self.ring.signer();
+        let (claims, iat, exp) = self.claims(request)?;
+        let token = match key.local() {
+            Some(local) => local.sign_jws(&claims)?,
+            None => svcauth_jwks::sign_jws(&*key, "JWT", &claims).await?,
+        };
+        self.minted(&token, &*key, request, iat, exp)
+    }
+
+    /// The token's claims as JSON, with its `iat` and `exp`.
+    fn claims(&self, request: TokenRequest<'_>) -> Result<(Vec<u8>, u64, u64), SignError> {
         let iat = self.clock.now_secs().saturating_sub(BACKDATE.as_secs());
         let exp = iat + self.lifetime.as_secs();
         let (sub, act) = match request.on_behalf_of {
@@ -106,21 +118,32 @@ impl SelfSigned {
             body_sha256: binding.map(|b| b.body_sha256.as_str()),
             query_sha256: binding.and_then(|b| b.query_sha256.as_deref()),
         };
-        let key = self.ring.signing_key();
-        let token = compact_jws(&key, &claims)?;
+        let claims = serde_json::to_vec(&claims).map_err(|e| SignError::Key(e.to_string()))?;
+        Ok((claims, iat, exp))
+    }
+
+    fn minted(
+        &self,
+        token: &str,
+        key: &dyn JwsSigner,
+        request: TokenRequest<'_>,
+        iat: u64,
+        exp: u64,
+    ) -> Result<Token, SignError> {
         tracing::debug!(
             aud = request.audience,
             kid = key.kid(),
-            bound = binding.is_some(),
+            backend = key.backend(),
+            bound = request.binding.is_some(),
             "token minted"
         );
-        Token::minted(&token, iat, exp)
+        Token::minted(token, iat, exp)
     }
 }
 
 impl TokenSource for SelfSigned {
     fn token<'a>(&'a self, request: TokenRequest<'a>) -> TokenFuture<'a> {
-        Box::pin(std::future::ready(self.mint(request)))
+        Box::pin(self.mint(request))
     }
 
     fn name(&self) -> &'static str {
@@ -187,10 +210,14 @@ pub(crate) fn random_id() -> String {
     })
 }
 
-/// A compact JWS of `claims`, signed by `key` (header `alg`, `typ`, `kid`).
-pub(crate) fn compact_jws(key: &SigningKey, claims: &impl Serialize) -> Result<String, SignError> {
+/// A compact JWS of `claims`, signed by `key` (header `alg`, `typ: JWT`,
+/// `kid`), whatever holds the key.
+pub(crate) async fn compact_jws(
+    key: &dyn JwsSigner,
+    claims: &impl Serialize,
+) -> Result<String, SignError> {
     let claims = serde_json::to_vec(claims).map_err(|e| SignError::Key(e.to_string()))?;
-    Ok(key.sign_jws(&claims)?)
+    Ok(svcauth_jwks::sign_jws(key, "JWT", &claims).await?)
 }
 
 #[cfg(test)]
@@ -200,11 +227,12 @@ mod tests {
 
     use http::Method;
     use svcauth_core::{Algorithm, Claims, ManualClock, RequestBinding};
+    use svcauth_jwks::SigningKey;
 
     use super::*;
 
-    #[test]
-    fn minted_claims_read_back_as_claims() {
+    #[tokio::test]
+    async fn minted_claims_read_back_as_claims() {
         let clock = ManualClock::at_secs(1_700_000_000);
         let source = SelfSigned::new(
             "https://a.internal",
@@ -220,6 +248,7 @@ mod tests {
                 binding: Some(&binding),
                 on_behalf_of: Some(&OnBehalfOf::Subject("alice".into())),
             })
+            .await
             .unwrap();
         let payload = token.as_str().split('.').nth(1).unwrap();
         let claims: Claims = serde_json::from_slice(&b64::decode(payload).unwrap()).unwrap();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use svcauth_core::wimse::{WIT_TYPE, WorkloadId};
-use svcauth_core::{SharedClock, b64, jws, system_clock};
+use svcauth_core::{SharedClock, system_clock};
 use svcauth_jwks::{Jwk, KeyRing, VerifyingKey};
 
 use super::WimseError;
@@ -29,15 +29,18 @@ const MAX_WIT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// use svcauth_jwks::{KeyRing, SigningKey};
 /// use svcauth_sign::wimse::{WitIssuer, WorkloadIdentity};
 ///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// let issuer = WitIssuer::new("example.org", KeyRing::new(SigningKey::generate(Algorithm::ES256).unwrap())).unwrap();
 /// // The workload makes its key and sends only the public part.
 /// let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-/// let wit = issuer.issue(&"spiffe://example.org/billing".parse().unwrap(), &key.public_jwk()).unwrap();
+/// let wit = issuer.issue(&"spiffe://example.org/billing".parse().unwrap(), &key.public_jwk()).await.unwrap();
 /// let identity = WorkloadIdentity::new(key, &wit).unwrap();
 /// assert_eq!(identity.wit().workload().as_str(), "spiffe://example.org/billing");
 /// // Another trust domain's workload is not this issuer's to vouch for.
 /// let other = SigningKey::generate(Algorithm::EdDSA).unwrap();
-/// assert!(issuer.issue(&"spiffe://other.org/x".parse().unwrap(), &other.public_jwk()).is_err());
+/// assert!(issuer.issue(&"spiffe://other.org/x".parse().unwrap(), &other.public_jwk()).await.is_err());
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct WitIssuer {
@@ -103,7 +106,9 @@ impl WitIssuer {
     /// which must name its `alg`). Refused: a workload of another trust
     /// domain, a key with private or symmetric material, a key without
     /// `alg`.
-    pub fn issue(&self, workload: &WorkloadId, key: &Jwk) -> Result<String, WimseError> {
+    /// The trust domain's key signs it, wherever it is kept: a remote one
+    /// (an HSM, a KMS) is awaited.
+    pub async fn issue(&self, workload: &WorkloadId, key: &Jwk) -> Result<String, WimseError> {
         if workload.trust_domain() != self.trust_domain {
             return Err(WimseError::ForeignWorkload {
                 workload: workload.to_string(),
@@ -122,12 +127,9 @@ impl WitIssuer {
         if let Some(iss) = &self.iss {
             claims["iss"] = Value::from(iss.as_str());
         }
-        let signing = self.ring.signing_key();
-        let header =
-            json!({ "alg": signing.algorithm().as_str(), "kid": signing.kid(), "typ": WIT_TYPE });
-        let header = b64::encode(header.to_string());
         let claims = serde_json::to_vec(&claims).map_err(|e| WimseError::Key(e.to_string()))?;
-        Ok(jws::encode(&header, &claims, |input| signing.sign(input))?)
+        let signer = self.ring.signer();
+        Ok(svcauth_jwks::sign_jws(&*signer, WIT_TYPE, &claims).await?)
     }
 }
 

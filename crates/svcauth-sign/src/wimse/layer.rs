@@ -49,7 +49,7 @@ struct Options {
 ///
 /// let issuer = WitIssuer::new("example.org", KeyRing::new(SigningKey::generate(Algorithm::ES256).unwrap())).unwrap();
 /// let key = SigningKey::generate(Algorithm::ES256).unwrap();
-/// let wit = issuer.issue(&"spiffe://example.org/a".parse().unwrap(), &key.public_jwk()).unwrap();
+/// let wit = issuer.issue(&"spiffe://example.org/a".parse().unwrap(), &key.public_jwk()).await.unwrap();
 /// let layer = ProofLayer::new(WorkloadIdentity::new(key, &wit).unwrap())
 ///     .origin("https://b.internal").unwrap();
 /// let client = ServiceBuilder::new().layer(layer).service(service_fn(|req: Request<Full<Bytes>>| async move {

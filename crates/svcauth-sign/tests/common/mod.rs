@@ -263,6 +263,7 @@ async fn token_endpoint(State(sts): State<Sts>, headers: HeaderMap, body: String
             binding: None,
             on_behalf_of: Some(&on_behalf),
         })
+        .await
         .unwrap();
     // SelfSigned names the STS as actor; an STS names the client (token
     // exchange) or no actor at all (client credentials).
@@ -282,10 +283,9 @@ fn restamp_act(sts: &Sts, token: &str, actor: Option<&str>) -> String {
             claims.as_object_mut().unwrap().remove("act");
         }
     }
-    sts.ring
-        .signing_key()
-        .sign_jws(claims.to_string().as_bytes())
-        .unwrap()
+    let signer = sts.ring.signer();
+    let key = signer.local().expect("the test STS signs in memory");
+    key.sign_jws(claims.to_string().as_bytes()).unwrap()
 }
 
 fn base64_std(s: &str) -> String {
