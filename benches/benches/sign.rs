@@ -91,12 +91,11 @@ fn mint(c: &mut Criterion) {
             "aud": "https://b.internal", "iat": 1_700_000_000u64, "exp": 1_700_000_300u64, "jti": "AAAAAAAAAAAAAAAAAAAAAA" });
         let header = Header::new(alg.as_str().parse().unwrap());
         // The raw signature signs an input as long as a minted token's.
-        let sample = source
-            .mint(TokenRequest {
-                audience: "https://b.internal",
-                binding: None,
-                on_behalf_of: None,
-            });
+        let sample = source.mint(TokenRequest {
+            audience: "https://b.internal",
+            binding: None,
+            on_behalf_of: None,
+        });
         let sample = at_once(sample).unwrap();
         let input = vec![b'x'; sample.as_str().rfind('.').unwrap()];
 

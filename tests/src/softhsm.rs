@@ -36,7 +36,12 @@ impl SoftHsm {
     /// A fresh, empty SoftHSM2 set-up, or `None` (after saying why) when
     /// SoftHSM2 is not installed and peers are not required.
     pub fn new() -> Option<SoftHsm> {
-        if Self::module().is_none() || Command::new("softhsm2-util").arg("--version").output().is_err() {
+        if Self::module().is_none()
+            || Command::new("softhsm2-util")
+                .arg("--version")
+                .output()
+                .is_err()
+        {
             return skip_or_fail("SoftHSM2 (package softhsm2; cargo xtask test installs it)");
         }
         static N: AtomicU32 = AtomicU32::new(0);
@@ -71,7 +76,16 @@ impl SoftHsm {
 
     /// Initialises a token labelled `label` with [`USER_PIN`].
     pub fn init_token(&self, label: &str) {
-        self.util(&["--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", USER_PIN]);
+        self.util(&[
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--so-pin",
+            SO_PIN,
+            "--pin",
+            USER_PIN,
+        ]);
     }
 
     /// Deletes the token labelled `label` from disk, as pulling a card

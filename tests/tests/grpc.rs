@@ -126,17 +126,17 @@ async fn signed_channel_calls_and_refusals_are_grpc_statuses() {
     for (name, bad, expect) in [
         (
             "expired",
-            token(&key, claims(B, t - 900, t - 600)),
+            token(key, claims(B, t - 900, t - 600)),
             "the token has expired",
         ),
         (
             "wrong audience",
-            token(&key, claims("https://c.internal", t, t + 60)),
+            token(key, claims("https://c.internal", t, t + 60)),
             "the token is not for this audience",
         ),
         (
             "tampered",
-            token(&key, claims(B, t, t + 60)).replace(".ey", ".eX"),
+            token(key, claims(B, t, t + 60)).replace(".ey", ".eX"),
             "",
         ),
         ("not a JWT", "not-a-jwt".to_owned(), ""),

@@ -1,9 +1,12 @@
-//! `cargo xtask keygen`: a new signing key.
+//! `cargo xtask keygen`: a new signing key, as a PEM file or inside a
+//! PKCS#11 token.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use svcauth_core::Algorithm;
-use svcauth_jwks::{SigningKey, generate_pkcs8_pem};
+use svcauth_jwks::pkcs11::{Pkcs11Config, Pkcs11Signer};
+use svcauth_jwks::{JwsSigner, SigningKey, generate_pkcs8_pem};
 
 /// `cargo xtask keygen`'s flags.
 #[derive(clap::Args)]
@@ -18,9 +21,35 @@ pub(crate) struct Args {
     /// Replace FILE if it exists (a new 0600 file renamed over it).
     #[arg(long, requires = "out")]
     force: bool,
+    /// Make the key pair inside a PKCS#11 token instead, with this module
+    /// (e.g. /usr/lib/softhsm/libsofthsm2.so): sensitive, never
+    /// extractable. Prints its kid and public JWK only.
+    #[arg(
+        long = "pkcs11-module",
+        value_name = "PATH",
+        requires_all = ["pkcs11_token", "pkcs11_key_label"],
+        conflicts_with = "out"
+    )]
+    pkcs11_module: Option<PathBuf>,
+    /// The label of the token to make the key in.
+    #[arg(long = "pkcs11-token", value_name = "LABEL")]
+    pkcs11_token: Option<String>,
+    /// The label of the new key pair.
+    #[arg(long = "pkcs11-key-label", value_name = "LABEL")]
+    pkcs11_key_label: Option<String>,
+    /// A file whose first line is the user PIN; without it, the PIN is read
+    /// from SVCAUTH_PKCS11_PIN.
+    #[arg(long = "pkcs11-pin-file", value_name = "FILE")]
+    pkcs11_pin_file: Option<PathBuf>,
 }
 
-pub(crate) fn run(Args { alg, out, force }: Args) -> Result<(), String> {
+pub(crate) fn run(args: Args) -> Result<(), String> {
+    if let Some(module) = &args.pkcs11_module {
+        return in_token(module, &args);
+    }
+    let Args {
+        alg, out, force, ..
+    } = args;
     let pem = generate_pkcs8_pem(alg).map_err(|e| e.to_string())?;
     let key = SigningKey::from_pkcs8_pem(&pem, Some(alg)).map_err(|e| e.to_string())?;
     match &out {
@@ -33,6 +62,28 @@ pub(crate) fn run(Args { alg, out, force }: Args) -> Result<(), String> {
     if let Some(path) = &out {
         eprintln!("wrote {alg} private key to {path} (mode 0600)");
     }
+    eprintln!("kid: {}\npublic JWK:\n{jwk}", key.kid());
+    Ok(())
+}
+
+/// `--pkcs11-module`: the key pair made inside the token.
+fn in_token(module: &std::path::Path, args: &Args) -> Result<(), String> {
+    let (Some(token), Some(label)) = (&args.pkcs11_token, &args.pkcs11_key_label) else {
+        return Err("--pkcs11-module needs --pkcs11-token and --pkcs11-key-label".into());
+    };
+    let config = Pkcs11Config::new(module, token);
+    let config = match &args.pkcs11_pin_file {
+        Some(file) => config.pin_from_file(file),
+        None => config.pin_from_env("SVCAUTH_PKCS11_PIN"),
+    }
+    .map_err(|e| e.to_string())?
+    .key_label(label);
+    let key = Pkcs11Signer::generate_blocking(&config, args.alg).map_err(|e| e.to_string())?;
+    let jwk = serde_json::to_string_pretty(&key.public_jwk()).map_err(|e| e.to_string())?;
+    eprintln!(
+        "made a {} key pair labelled {label:?} inside token {token:?}; the private key cannot leave it",
+        args.alg
+    );
     eprintln!("kid: {}\npublic JWK:\n{jwk}", key.kid());
     Ok(())
 }

@@ -178,7 +178,11 @@ mod tests {
     #[test]
     fn ecdsa_der_becomes_fixed_width_r_s() {
         // r with a sign byte (33 bytes), s short (31 bytes): both to 32.
-        let r = [0x00].iter().chain(&[0x80; 32]).copied().collect::<Vec<_>>();
+        let r = [0x00]
+            .iter()
+            .chain(&[0x80; 32])
+            .copied()
+            .collect::<Vec<_>>();
         let s = [0x01; 31];
         let mut der = vec![0x30, (2 + r.len() + 2 + s.len()) as u8, 0x02, r.len() as u8];
         der.extend(&r);
@@ -188,7 +192,10 @@ mod tests {
         assert_eq!(&jose[..32], &[0x80; 32]);
         assert_eq!(jose[32], 0);
         assert_eq!(&jose[33..], &[0x01; 31]);
-        assert!(ecdsa_der_to_jose(&der, 16).is_none(), "too wide for the curve");
+        assert!(
+            ecdsa_der_to_jose(&der, 16).is_none(),
+            "too wide for the curve"
+        );
         der.push(0);
         assert!(ecdsa_der_to_jose(&der, 32).is_none(), "trailing bytes");
     }

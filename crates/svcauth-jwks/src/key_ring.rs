@@ -231,7 +231,10 @@ impl KeyRing {
         &self,
         retire_for: Duration,
         event: &str,
-        choose: impl FnOnce(&RingState) -> Result<(Arc<dyn JwsSigner>, Option<Arc<dyn JwsSigner>>), RingError>,
+        choose: impl FnOnce(
+            &RingState,
+        )
+            -> Result<(Arc<dyn JwsSigner>, Option<Arc<dyn JwsSigner>>), RingError>,
     ) -> Result<(), RingError> {
         let until = self.inner.clock.now_secs() + retire_for.as_secs();
         self.update(|s| {

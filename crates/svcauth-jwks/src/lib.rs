@@ -61,12 +61,12 @@ mod signer;
 mod signing_key;
 mod source;
 mod spiffe;
+pub use der::ecdsa_der_to_jose;
 pub use error::{ConfigError, FetchError, JwksError, KeyError};
 pub use key_ring::{KeyRing, RetiringKey, RingError, RingState};
 pub use key_set::{KeySet, SignatureError, SkipReason, SkippedKey, VerifyingKey};
 pub use public_key::{Jwk, MAX_RSA_BITS, MIN_RSA_BITS, PublicKeyMaterial};
 pub use publish::JwksService;
-pub use der::ecdsa_der_to_jose;
 #[cfg(feature = "pkcs11")]
 pub use signer::pkcs11;
 pub use signer::{JwsSigner, SignatureFuture, jws_header, sign_jws};

@@ -31,13 +31,14 @@ use demo_grpc::demo_client::DemoClient;
 use serde::Deserialize;
 use serde_json::json;
 use svcauth_core::Algorithm;
-use svcauth_jwks::{JwksService, KeyRing, SigningKey};
+use svcauth_jwks::{JwksService, JwsSigner, KeyRing};
 use svcauth_sign::{BaseUrl, BindRequest, SelfSigned, Sign, Signer, TargetAudience};
 use tonic::transport::Channel;
 
 #[path = "../../common/mod.rs"]
 mod common;
 mod grpc;
+mod keys;
 mod rotate;
 mod wimse;
 use common::Metrics;
@@ -114,17 +115,19 @@ struct Args {
         value_name = "AUD=URL"
     )]
     call_grpc: Vec<String>,
-    /// PKCS#8 PEM private key; without it a key is generated at start.
+    /// PKCS#8 PEM private key; without it (or --pkcs11-module) a key is
+    /// generated at start.
     #[arg(long, env = "SERVICE_A_KEY", value_name = "PEM_FILE")]
     key: Option<PathBuf>,
-    /// Signing algorithm.
+    /// Signing algorithm [default: EdDSA; with --pkcs11-module, the key's].
     #[arg(
         long,
         env = "SERVICE_A_ALG",
-        default_value = "EdDSA",
         value_parser = ["EdDSA", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
     )]
-    alg: String,
+    alg: Option<String>,
+    #[command(flatten)]
+    pkcs11: keys::Pkcs11Args,
     /// Token lifetime in seconds (at most 3600).
     #[arg(long, env = "SERVICE_A_LIFETIME_SECS", default_value_t = 300)]
     lifetime_secs: u64,
@@ -157,7 +160,8 @@ struct AppState {
     http: reqwest::Client,
     calls: Arc<HashMap<String, BaseUrl>>,
     grpc: Arc<HashMap<String, DemoClient<Sign<Channel>>>>,
-    alg: Algorithm,
+    /// Where `POST /rotate` makes the next key.
+    keys: Arc<keys::Keys>,
     lifetime: Duration,
     rotation_overlap: Duration,
     allow_remote_rotate: bool,
@@ -170,14 +174,15 @@ struct AppState {
 async fn run(args: Args) -> Result<(), String> {
     // First: handles registered before the recorder are no-ops.
     let metrics = Metrics::install()?;
-    let alg: Algorithm = args.alg.parse().map_err(|e| format!("--alg: {e}"))?;
-    let key = match &args.key {
-        Some(path) => {
-            SigningKey::from_pem_file(path, Some(alg)).map_err(|e| format!("--key: {e}"))?
-        }
-        None => SigningKey::generate(alg).map_err(|e| e.to_string())?,
+    let alg = match &args.alg {
+        Some(alg) => Some(
+            alg.parse::<Algorithm>()
+                .map_err(|e| format!("--alg: {e}"))?,
+        ),
+        None => None,
     };
-    tracing::info!(kid = key.kid(), alg = %alg, generated = args.key.is_none(), "signing key loaded");
+    let (keys, key) = keys::Keys::first(args.key.as_ref(), alg, &args.pkcs11).await?;
+    tracing::info!(kid = key.kid(), alg = %key.alg(), backend = key.backend(), from_file = args.key.is_some(), "signing key loaded");
     let ring = KeyRing::new(key);
     let lifetime = Duration::from_secs(args.lifetime_secs);
     let source = SelfSigned::new(&args.issuer, ring.clone())
@@ -248,7 +253,7 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?,
         calls: Arc::new(calls),
         grpc: Arc::new(grpc),
-        alg,
+        keys: Arc::new(keys),
         lifetime,
         rotation_overlap: Duration::from_secs(
             args.rotation_overlap_secs.unwrap_or(args.jwks_max_age_secs),

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use svcauth_jwks::SigningKey;
+use svcauth_jwks::JwsSigner;
 
 use crate::{AppState, error};
 
@@ -47,9 +47,9 @@ pub(crate) async fn rotate(
             ),
         );
     }
-    let key = match SigningKey::generate(state.alg) {
+    let key = match state.keys.next().await {
         Ok(k) => k,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let new = key.kid().to_owned();
     // The old key stays published while tokens it signed can be presented.

@@ -16,7 +16,8 @@ async fn start_up_failures_are_typed_errors() {
     // process is logged in, a second login is not checked. A service opens
     // its key once, at start; so does this test, after closing the first.
     let good = hsm.generate("good", Algorithm::ES256).kid().to_owned();
-    let open = |config: Pkcs11Config| Pkcs11Signer::open_blocking(&config).map(|s| s.kid().to_owned());
+    let open =
+        |config: Pkcs11Config| Pkcs11Signer::open_blocking(&config).map(|s| s.kid().to_owned());
 
     let wrong_pin = hsm.dir.join("wrong-pin");
     std::fs::write(&wrong_pin, "0000-not-it\n").unwrap();
@@ -24,13 +25,22 @@ async fn start_up_failures_are_typed_errors() {
         .pin_from_file(&wrong_pin)
         .unwrap()
         .key_label("good");
-    assert!(matches!(open(config), Err(Pkcs11Error::Login(_))), "wrong PIN");
+    assert!(
+        matches!(open(config), Err(Pkcs11Error::Login(_))),
+        "wrong PIN"
+    );
 
     let config = hsm.config("no-such-token", "good");
-    assert!(matches!(open(config), Err(Pkcs11Error::TokenNotFound(_))), "unknown token");
+    assert!(
+        matches!(open(config), Err(Pkcs11Error::TokenNotFound(_))),
+        "unknown token"
+    );
 
     let config = hsm.config(TOKEN, "no-such-key");
-    assert!(matches!(open(config), Err(Pkcs11Error::KeyNotFound(_))), "unknown key");
+    assert!(
+        matches!(open(config), Err(Pkcs11Error::KeyNotFound(_))),
+        "unknown key"
+    );
 
     let config = Pkcs11Config::new(&hsm.module, TOKEN).key_label("good");
     assert!(matches!(open(config), Err(Pkcs11Error::Pin(_))), "no PIN");
@@ -47,13 +57,22 @@ async fn start_up_failures_are_typed_errors() {
         .pin_from_file(hsm.pin_file())
         .unwrap()
         .key_label("good");
-    assert!(matches!(open(config), Err(Pkcs11Error::Module { .. })), "no module");
+    assert!(
+        matches!(open(config), Err(Pkcs11Error::Module { .. })),
+        "no module"
+    );
 
     let config = hsm.config(TOKEN, "good").algorithm(Algorithm::RS256);
-    assert!(matches!(open(config), Err(Pkcs11Error::UnsupportedKey(_))), "alg of another family");
+    assert!(
+        matches!(open(config), Err(Pkcs11Error::UnsupportedKey(_))),
+        "alg of another family"
+    );
 
     let duplicate = Pkcs11Signer::generate_blocking(&hsm.config(TOKEN, "good"), Algorithm::ES256);
-    assert!(matches!(duplicate, Err(Pkcs11Error::UnsupportedKey(_))), "a second key of one label");
+    assert!(
+        matches!(duplicate, Err(Pkcs11Error::UnsupportedKey(_))),
+        "a second key of one label"
+    );
 
     // The PIN from the environment opens the same key.
     let config = Pkcs11Config::new(&hsm.module, TOKEN)

@@ -13,7 +13,7 @@ use super::*;
 
 /// A session of our own on `TOKEN`, logged in: what an attacker with the
 /// PIN and the host could do.
-fn session(hsm: &Hsm) -> Session {
+pub(crate) fn session(hsm: &Hsm) -> Session {
     let ctx = Pkcs11::new(&hsm.module).unwrap();
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
@@ -26,7 +26,10 @@ fn session(hsm: &Hsm) -> Session {
         .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == TOKEN)
         .unwrap();
     let session = ctx.open_rw_session(slot).unwrap();
-    match session.login(UserType::User, Some(&AuthPin::new(svcauth_tests::USER_PIN.into()))) {
+    match session.login(
+        UserType::User,
+        Some(&AuthPin::new(svcauth_tests::USER_PIN.into())),
+    ) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => session,
         Err(e) => panic!("{e}"),
     }
@@ -35,7 +38,10 @@ fn session(hsm: &Hsm) -> Session {
 #[cfg_attr(svcauth_peer_missing_softhsm, ignore = "needs SoftHSM2")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_private_key_cannot_be_read_out_of_the_token() {
-    let Some(hsm) = softhsm("extractable::the_private_key_cannot_be_read_out_of_the_token", &[TOKEN]) else {
+    let Some(hsm) = softhsm(
+        "extractable::the_private_key_cannot_be_read_out_of_the_token",
+        &[TOKEN],
+    ) else {
         return;
     };
     hsm.generate("kept", Algorithm::ES256);
@@ -66,7 +72,10 @@ async fn the_private_key_cannot_be_read_out_of_the_token() {
         Attribute::Sensitive(true),
         Attribute::NeverExtractable(true),
     ] {
-        assert!(attributes.contains(&expected), "{expected:?} in {attributes:?}");
+        assert!(
+            attributes.contains(&expected),
+            "{expected:?} in {attributes:?}"
+        );
     }
     // Wrapping it under a key of our own is refused too.
     let wrapping = session
@@ -93,7 +102,9 @@ async fn the_private_key_cannot_be_read_out_of_the_token() {
             &[
                 Attribute::Token(true),
                 Attribute::Label(b"loose".to_vec()),
-                Attribute::EcParams(vec![0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07]),
+                Attribute::EcParams(vec![
+                    0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07,
+                ]),
                 Attribute::Verify(true),
             ],
             &[
@@ -110,6 +121,7 @@ async fn the_private_key_cannot_be_read_out_of_the_token() {
         Pkcs11Signer::open(hsm.config(TOKEN, "loose")).await,
         Err(Pkcs11Error::Extractable)
     ));
-    let opened = Pkcs11Signer::open(hsm.config(TOKEN, "loose").danger_allow_extractable_key()).await;
+    let opened =
+        Pkcs11Signer::open(hsm.config(TOKEN, "loose").danger_allow_extractable_key()).await;
     assert!(opened.is_ok(), "{opened:?}");
 }

@@ -171,10 +171,22 @@ async fn every_algorithm_signs_inside_the_token_and_verifies_through_the_layer()
         let reopened = Pkcs11Signer::open(config).await.unwrap();
         assert_eq!((reopened.kid(), reopened.alg()), (kid.as_str(), alg));
         let token = mint(&KeyRing::new(reopened)).await;
-        assert_eq!(present(&app, &token).await.0, StatusCode::OK, "{alg} reopened");
+        assert_eq!(
+            present(&app, &token).await.0,
+            StatusCode::OK,
+            "{alg} reopened"
+        );
 
         // A token whose signature was made by another key is refused.
-        let forged = format!("{}.{}", &token[..token.rfind('.').unwrap()], &mint(&ring).await[token.rfind('.').unwrap() + 1..]);
-        assert_eq!(present(&app, &forged).await.0, StatusCode::UNAUTHORIZED, "{alg} forged");
+        let forged = format!(
+            "{}.{}",
+            &token[..token.rfind('.').unwrap()],
+            &mint(&ring).await[token.rfind('.').unwrap() + 1..]
+        );
+        assert_eq!(
+            present(&app, &forged).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{alg} forged"
+        );
     }
 }

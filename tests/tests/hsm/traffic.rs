@@ -15,8 +15,12 @@ use super::*;
 /// B on loopback, trusting A's published JWKS (refetched at once on an
 /// unknown kid); the URL of its `/whoami`.
 async fn serve_b(ring: &KeyRing) -> String {
-    let jwks = Router::new().route_service("/.well-known/jwks.json", JwksService::new(ring.clone()));
-    let jwks = format!("http://{}/.well-known/jwks.json", svcauth_tests::serve(jwks).await);
+    let jwks =
+        Router::new().route_service("/.well-known/jwks.json", JwksService::new(ring.clone()));
+    let jwks = format!(
+        "http://{}/.well-known/jwks.json",
+        svcauth_tests::serve(jwks).await
+    );
     let keys = KeySource::remote(&jwks)
         .unwrap()
         .cooldown(Duration::ZERO)
@@ -40,14 +44,18 @@ struct Seen {
 fn load(signer: &Signer, url: &str, workers: usize, stop: &Arc<AtomicBool>) -> Arc<Mutex<Seen>> {
     let seen = Arc::new(Mutex::new(Seen::default()));
     for _ in 0..workers {
-        let (signer, url, stop, seen) = (signer.clone(), url.to_owned(), stop.clone(), seen.clone());
+        let (signer, url, stop, seen) =
+            (signer.clone(), url.to_owned(), stop.clone(), seen.clone());
         tokio::spawn(async move {
             let client = reqwest::Client::new();
             while !stop.load(Ordering::Relaxed) {
                 let outcome = match signer.sign(client.get(&url)).await {
                     Ok(request) => match request.send().await {
                         Ok(r) if r.status().is_success() => {
-                            Ok(r.json::<serde_json::Value>().await.unwrap()["kid"].as_str().unwrap().to_owned())
+                            Ok(r.json::<serde_json::Value>().await.unwrap()["kid"]
+                                .as_str()
+                                .unwrap()
+                                .to_owned())
                         }
                         Ok(r) => Err(format!("B answered {}", r.status())),
                         Err(e) => Err(e.to_string()),
@@ -148,7 +156,10 @@ async fn a_token_gone_mid_traffic_leaves_cached_tokens_flowing_until_near_expiry
     let call = async || -> Result<String, SignError> {
         let response = signer.sign(client.get(&url)).await?.send().await.unwrap();
         assert!(response.status().is_success(), "{}", response.status());
-        Ok(response.json::<serde_json::Value>().await.unwrap()["kid"].as_str().unwrap().to_owned())
+        Ok(response.json::<serde_json::Value>().await.unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned())
     };
     assert_eq!(call().await.unwrap(), kid, "warm");
     let warmed = Instant::now();
@@ -172,14 +183,23 @@ async fn a_token_gone_mid_traffic_leaves_cached_tokens_flowing_until_near_expiry
             }
             Err(e) => break e,
         }
-        assert!(warmed.elapsed() < Duration::from_secs(20), "the cached token never stopped");
+        assert!(
+            warmed.elapsed() < Duration::from_secs(20),
+            "the cached token never stopped"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     // ... until it nears expiry, and then the error says to try again.
     let lasted = warmed.elapsed();
     assert!(flowing > 20, "{flowing} calls after the token went");
-    assert!(lasted > Duration::from_secs(4), "the cached token stopped after {lasted:?}");
+    assert!(
+        lasted > Duration::from_secs(4),
+        "the cached token stopped after {lasted:?}"
+    );
     assert!(failure.is_transient(), "{failure}");
-    assert!(matches!(failure, SignError::KeyUnavailable(_)), "{failure:?}");
+    assert!(
+        matches!(failure, SignError::KeyUnavailable(_)),
+        "{failure:?}"
+    );
     assert!(signer.metrics().refresh_failures >= 1);
 }

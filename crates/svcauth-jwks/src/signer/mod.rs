@@ -123,7 +123,11 @@ impl JwsSigner for SigningKey {
 /// header `{"alg", "typ": typ, "kid"}`. A key in this process signs at once
 /// (and a `typ` of `JWT` reuses its pre-encoded header); a remote one is
 /// awaited.
-pub async fn sign_jws(signer: &dyn JwsSigner, typ: &str, claims: &[u8]) -> Result<String, KeyError> {
+pub async fn sign_jws(
+    signer: &dyn JwsSigner,
+    typ: &str,
+    claims: &[u8],
+) -> Result<String, KeyError> {
     if let Some(key) = signer.local() {
         return if typ == "JWT" {
             key.sign_jws(claims)
@@ -145,7 +149,8 @@ pub async fn sign_jws(signer: &dyn JwsSigner, typ: &str, claims: &[u8]) -> Resul
 
 /// The base64url JWS header svcauth puts on what `signer` signs.
 pub fn jws_header(signer: &dyn JwsSigner, typ: &str) -> String {
-    let header = serde_json::json!({ "alg": signer.alg().as_str(), "typ": typ, "kid": signer.kid() });
+    let header =
+        serde_json::json!({ "alg": signer.alg().as_str(), "typ": typ, "kid": signer.kid() });
     b64::encode(header.to_string())
 }
 

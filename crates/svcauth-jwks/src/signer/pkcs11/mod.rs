@@ -201,7 +201,9 @@ pub enum Pkcs11Error {
     #[error("unusable key: {0}")]
     UnsupportedKey(String),
     /// The private key could leave the token.
-    #[error("the private key is extractable or not sensitive; keys are kept in the token by default (danger_allow_extractable_key)")]
+    #[error(
+        "the private key is extractable or not sensitive; keys are kept in the token by default (danger_allow_extractable_key)"
+    )]
     Extractable,
     /// The token's signature did not verify with its public key.
     #[error("self-check failed: {0}")]
@@ -279,7 +281,9 @@ impl Pkcs11Signer {
         let jwk = serde_json::to_value(self.public_jwk())
             .map_err(|e| Pkcs11Error::SelfCheck(e.to_string()))?;
         let serde_json::Value::Object(jwk) = jwk else {
-            return Err(Pkcs11Error::SelfCheck("the public JWK is not an object".into()));
+            return Err(Pkcs11Error::SelfCheck(
+                "the public JWK is not an object".into(),
+            ));
         };
         crate::VerifyingKey::from_jwk(&jwk)
             .map_err(|e| Pkcs11Error::SelfCheck(e.to_string()))?

@@ -105,7 +105,9 @@ impl Token {
             ));
         };
         let token = Token::connect(config)?;
-        let session = token.login(token.ctx.open_rw_session(token.slot)).map_err(open_error)?;
+        let session = token
+            .login(token.ctx.open_rw_session(token.slot))
+            .map_err(open_error)?;
         if token.find(&session, ObjectClass::PRIVATE_KEY)?.is_some() {
             return Err(Pkcs11Error::UnsupportedKey(format!(
                 "the token already holds a key labelled {label:?}"
@@ -201,7 +203,12 @@ impl Token {
 
     /// An idle session, or a new one, logged in.
     fn session(&self) -> Result<Session, CkError> {
-        if let Some(session) = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+        if let Some(session) = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+        {
             return Ok(session);
         }
         self.login(self.ctx.open_ro_session(self.slot))
@@ -260,7 +267,10 @@ impl Token {
             .find_objects(&self.template(ObjectClass::PRIVATE_KEY))?
             .into_iter()
             .next()
-            .ok_or(CkError::Pkcs11(RvError::KeyHandleInvalid, cryptoki::context::Function::FindObjects))?;
+            .ok_or(CkError::Pkcs11(
+                RvError::KeyHandleInvalid,
+                cryptoki::context::Function::FindObjects,
+            ))?;
         *cached = Some(handle);
         Ok(handle)
     }
@@ -275,7 +285,11 @@ impl Token {
 
     /// The one object of `class` the selector names; two is an error (which
     /// would sign?).
-    fn find(&self, session: &Session, class: ObjectClass) -> Result<Option<ObjectHandle>, Pkcs11Error> {
+    fn find(
+        &self,
+        session: &Session,
+        class: ObjectClass,
+    ) -> Result<Option<ObjectHandle>, Pkcs11Error> {
         let found = session
             .find_objects(&self.template(class))
             .map_err(|e| Pkcs11Error::Token(format!("finding {:?}: {e}", self.key)))?;
@@ -293,7 +307,11 @@ impl Token {
     /// The public key: from the public key object of the pair, else from
     /// the private key's `CKA_PUBLIC_KEY_INFO` (tokens that keep no public
     /// object).
-    fn public_key(&self, session: &Session, private: ObjectHandle) -> Result<PublicKeyMaterial, Pkcs11Error> {
+    fn public_key(
+        &self,
+        session: &Session,
+        private: ObjectHandle,
+    ) -> Result<PublicKeyMaterial, Pkcs11Error> {
         if let Some(public) = self.find(session, ObjectClass::PUBLIC_KEY)? {
             return read_public_key(session, public);
         }
@@ -338,12 +356,17 @@ fn find_slot(ctx: &Pkcs11, selector: &TokenSelector) -> Result<Slot, Pkcs11Error
 fn open_error(e: CkError) -> Pkcs11Error {
     match e {
         CkError::Pkcs11(
-            rv @ (RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange | RvError::PinLocked | RvError::PinExpired),
+            rv @ (RvError::PinIncorrect
+            | RvError::PinInvalid
+            | RvError::PinLenRange
+            | RvError::PinLocked
+            | RvError::PinExpired),
             _,
         ) => Pkcs11Error::Login(rv.to_string()),
-        CkError::Pkcs11(rv @ (RvError::TokenNotPresent | RvError::TokenNotRecognized | RvError::DeviceRemoved), _) => {
-            Pkcs11Error::TokenNotFound(rv.to_string())
-        }
+        CkError::Pkcs11(
+            rv @ (RvError::TokenNotPresent | RvError::TokenNotRecognized | RvError::DeviceRemoved),
+            _,
+        ) => Pkcs11Error::TokenNotFound(rv.to_string()),
         other => Pkcs11Error::Token(other.to_string()),
     }
 }
@@ -351,10 +374,16 @@ fn open_error(e: CkError) -> Pkcs11Error {
 /// Whether the private key could leave the token.
 fn extractable(session: &Session, private: ObjectHandle) -> Result<bool, Pkcs11Error> {
     let attributes = session
-        .get_attributes(private, &[AttributeType::Extractable, AttributeType::Sensitive])
+        .get_attributes(
+            private,
+            &[AttributeType::Extractable, AttributeType::Sensitive],
+        )
         .map_err(|e| Pkcs11Error::Token(e.to_string()))?;
     Ok(attributes.iter().any(|a| {
-        matches!(a, Attribute::Extractable(true) | Attribute::Sensitive(false))
+        matches!(
+            a,
+            Attribute::Extractable(true) | Attribute::Sensitive(false)
+        )
     }))
 }
 
@@ -373,7 +402,10 @@ fn oid_der(oid: &[u8]) -> Vec<u8> {
     der
 }
 
-fn read_public_key(session: &Session, public: ObjectHandle) -> Result<PublicKeyMaterial, Pkcs11Error> {
+fn read_public_key(
+    session: &Session,
+    public: ObjectHandle,
+) -> Result<PublicKeyMaterial, Pkcs11Error> {
     let wanted = [
         AttributeType::KeyType,
         AttributeType::EcParams,
@@ -407,7 +439,8 @@ fn read_public_key(session: &Session, public: ObjectHandle) -> Result<PublicKeyM
         },
         (Some(KeyType::EC_EDWARDS), Some(params), Some(x)) => {
             // The OID, or the PrintableString name older tokens write.
-            let ed25519 = params == oid_der(OID_ED25519).as_slice() || params.ends_with(b"edwards25519");
+            let ed25519 =
+                params == oid_der(OID_ED25519).as_slice() || params.ends_with(b"edwards25519");
             if !ed25519 || x.len() != 32 {
                 return Err(unsupported("an Edwards curve other than Ed25519"));
             }
@@ -424,7 +457,11 @@ fn read_public_key(session: &Session, public: ObjectHandle) -> Result<PublicKeyM
             match point.split_first() {
                 Some((4, xy)) if xy.len() == 2 * width => {
                     let (x, y) = xy.split_at(width);
-                    Ok(PublicKeyMaterial::Ec { curve, x: x.to_vec(), y: y.to_vec() })
+                    Ok(PublicKeyMaterial::Ec {
+                        curve,
+                        x: x.to_vec(),
+                        y: y.to_vec(),
+                    })
                 }
                 _ => Err(unsupported("an EC point that is not uncompressed")),
             }
@@ -437,7 +474,12 @@ fn read_public_key(session: &Session, public: ObjectHandle) -> Result<PublicKeyM
 /// which every token has; `CKM_ECDSA_SHA256` is optional), RSA and EdDSA
 /// sign the input. ECDSA results come back `r || s` per PKCS#11, or DER from
 /// tokens that deviate; both leave as JOSE's `r || s`.
-fn sign_with(session: &Session, key: ObjectHandle, alg: Algorithm, input: &[u8]) -> Result<Vec<u8>, CkError> {
+fn sign_with(
+    session: &Session,
+    key: ObjectHandle,
+    alg: Algorithm,
+    input: &[u8],
+) -> Result<Vec<u8>, CkError> {
     let pss = |hash: MechanismType, mgf: PkcsMgfType, len: u64| PkcsPssParams {
         hash_alg: hash,
         mgf,
