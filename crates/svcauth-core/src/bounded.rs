@@ -160,6 +160,15 @@ where
         }
     }
 
+    /// Calls `f` on every entry of the map as it is now (entries inserted
+    /// meanwhile may or may not be seen).
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        let map = self.current.load();
+        for (k, v) in map.pin().iter() {
+            f(k, v);
+        }
+    }
+
     /// Drops every entry.
     pub fn clear(&self) {
         self.current.store(Arc::new(empty(self.capacity)));

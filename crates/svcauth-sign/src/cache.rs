@@ -87,6 +87,19 @@ impl Slot {
         self.failures.store(0, Ordering::Relaxed);
     }
 
+    /// Makes the current token due for a background refresh now, still
+    /// handed out meanwhile, and lifts a failure's backoff.
+    fn renew(&self, now_ms: u64) {
+        if let Some(current) = self.current.load_full() {
+            self.current.store(Some(Arc::new(Cached {
+                token: current.token.clone(),
+                refresh_at: current.refresh_at.min(now_ms),
+                usable_until: current.usable_until,
+            })));
+        }
+        self.next_attempt.store(0, Ordering::Relaxed);
+    }
+
     /// Claims the slot's one background refresh: `false` while one runs or
     /// while a recent failure's backoff lasts.
     pub(crate) fn start_refresh(&self, now_ms: u64) -> bool {
@@ -220,6 +233,13 @@ impl TokenCache {
                     .is_some_and(|c| c.usable_until > now_ms)
             },
         )
+    }
+
+    /// Every slot due for a background refresh; threads' copies stop
+    /// answering, so the next request to each audience starts it.
+    pub(crate) fn renew(&self, now_ms: u64) {
+        self.slots.for_each(|_, slot| slot.renew(now_ms));
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn clear(&self) {

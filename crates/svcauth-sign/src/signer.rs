@@ -219,6 +219,15 @@ impl Signer {
         self.inner.cache.clear();
     }
 
+    /// Has every cached token replaced in the background, while it keeps
+    /// being handed out until its replacement arrives: after a key rotation,
+    /// when minting is slow (a key in an HSM or a KMS, an STS), this signs
+    /// with the new key without putting a signature on any request's path,
+    /// as [`clear_cache`](Signer::clear_cache) would.
+    pub fn renew_cache(&self) {
+        self.inner.cache.renew(self.now_ms());
+    }
+
     /// Number of audiences (and delegations) in the token cache.
     pub fn cached_audiences(&self) -> usize {
         self.inner.cache.len()

@@ -122,6 +122,17 @@ impl Keys {
         ))
     }
 
+    /// After a rotation: cached tokens are dropped when minting is instant
+    /// (a key in memory), so the next call signs with the new key; with a
+    /// key in a token they are renewed in the background instead, so that
+    /// no call waits for the token's signature.
+    pub(crate) fn sign_with_new_key(&self, signer: &svcauth_sign::Signer) {
+        match self {
+            Keys::Memory(_) => signer.clear_cache(),
+            Keys::Pkcs11 { .. } => signer.renew_cache(),
+        }
+    }
+
     /// A new key for a rotation, of the same algorithm and home as the
     /// first: in a token, labelled `<first label>-<unix time>`.
     pub(crate) async fn next(&self) -> Result<AnyKey, String> {

@@ -58,7 +58,7 @@ pub(crate) async fn rotate(
         if let Err(e) = state.ring.rotate(key, retire_for) {
             return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
         }
-        state.signer.clear_cache();
+        state.keys.sign_with_new_key(&state.signer);
         tracing::info!(old = %old, new = %new, "signing key rotated at once");
         return Json(json!({
             "old_kid": old,
@@ -73,12 +73,12 @@ pub(crate) async fn rotate(
         return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
     let overlap = state.rotation_overlap;
-    let (ring, signer) = (state.ring.clone(), state.signer.clone());
+    let (ring, signer, keys) = (state.ring.clone(), state.signer.clone(), state.keys.clone());
     tokio::spawn(async move {
         tokio::time::sleep(overlap).await;
         match ring.promote_next(retire_for) {
             Ok(()) => {
-                signer.clear_cache();
+                keys.sign_with_new_key(&signer);
                 tracing::info!(kid = %ring.signer().kid(), "next key promoted: it signs from now on");
             }
             Err(e) => tracing::warn!(error = %e, "could not promote the next key"),

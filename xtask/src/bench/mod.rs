@@ -1,10 +1,11 @@
 //! `cargo xtask bench [--quick]`: runs the criterion benchmarks, the HTTP
-//! load run (wrk) and the memory run, and writes BENCHMARKS.md, every figure
+//! load run (wrk), the memory run and the slow-signer run, and writes BENCHMARKS.md, every figure
 //! a ratio to a baseline measured in the same run.
 
 pub(crate) mod load;
 mod memory;
 mod report;
+mod slow_signer;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -152,7 +153,8 @@ pub(crate) fn run(root: &Path, quick: bool) -> Result<(), String> {
     }
     let load = load::run(root, quick)?;
     let memory = memory::run(root, quick)?;
-    let out = report::write(&groups, &repeats, &load, &memory, quick);
+    let slow = slow_signer::run(root, quick)?;
+    let out = report::write(&groups, &repeats, &load, &[memory, slow], quick);
     std::fs::write(root.join("BENCHMARKS.md"), out).map_err(|e| e.to_string())?;
     eprintln!("wrote BENCHMARKS.md ({} criterion groups)", groups.len());
     Ok(())
