@@ -92,10 +92,24 @@ impl Example {
         args: &[impl AsRef<OsStr>],
         stderr: Stdio,
     ) -> Example {
+        Self::spawn_with_env(dir, port, binary, args, stderr, &[])
+    }
+
+    /// [`spawn_from`](Self::spawn_from) with `env` added to the process's
+    /// environment (a PIN, `SOFTHSM2_CONF`).
+    pub fn spawn_with_env(
+        dir: &std::path::Path,
+        port: u16,
+        binary: &str,
+        args: &[impl AsRef<OsStr>],
+        stderr: Stdio,
+        env: &[(&str, &str)],
+    ) -> Example {
         let child = Command::new(dir.join(binary))
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -14,6 +14,7 @@ use svcauth_tests::{
     secret_client,
 };
 
+mod hsm;
 pub(crate) mod http;
 use http::{Transcript, curl, http, token_line, wait_ready, with_token};
 
@@ -131,19 +132,34 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     wait_ready(i_port, "wit-issuer", |r| r.status == 200)?;
     let gateway_key = logs.join("gateway-key.pem");
     let op = start_provider(&gateway_key)?;
-    let b_args = [
+    let a3 = hsm::start(&logs, &b_url, B_AUD)?;
+    let (wit_trust, a_trust) = (
+        format!("example.org={i_url}/.well-known/jwks.json"),
+        format!("{A_ISS}=http://127.0.0.1:{a_port}/.well-known/jwks.json"),
+    );
+    let mut b_args = vec![
         "--wit-trust",
-        &format!("example.org={i_url}/.well-known/jwks.json"),
+        &wit_trust,
         "--audience",
         B_AUD,
         "--trust",
-        &format!("{A_ISS}=http://127.0.0.1:{a_port}/.well-known/jwks.json"),
+        &a_trust,
         "--trust-oidc",
         &op.issuer,
         // Short, so the rotation step need not wait 30 s after B's first fetch.
         "--unknown-kid-cooldown-secs",
         "1",
     ];
+    let a3_trust = a3.as_ref().map(|a3| {
+        format!(
+            "{}=http://127.0.0.1:{}/.well-known/jwks.json",
+            hsm::A3_ISS,
+            a3.port
+        )
+    });
+    if let Some(trust) = &a3_trust {
+        b_args.extend(["--trust", trust]);
+    }
     let service_b = Example::spawn_on(b_port, "service-b", &b_args, log("service-b.log")?);
 
     println!("service-a ({A_ISS}) on 127.0.0.1:{a_port}, publishing /.well-known/jwks.json;");
@@ -162,6 +178,13 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         op.issuer
     );
     wait_ready(b_port, "service-b", |r| r.json()["ready"] == true)?;
+    if let Some(a3) = &a3 {
+        println!(
+            "a third service-a ({}) on 127.0.0.1:{}, signing with a key inside a SoftHSM2 token (--pkcs11-module), trusted by service-b",
+            hsm::A3_ISS,
+            a3.port
+        );
+    }
     println!(
         "wit-issuer (trust domain example.org) on 127.0.0.1:{i_port}; a second service-a ({A2_ISS}) on 127.0.0.1:{a2_port}"
     );
@@ -380,8 +403,37 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         format!("{shown}\n-> {} {}", r.status, r.body),
     );
 
+    // 9. A key that never leaves a PKCS#11 token.
+    match &a3 {
+        Some(a3) => {
+            let path = format!("/call?aud={B_AUD}&path=/whoami");
+            let command = curl("POST", a3.port, &path, &[], "");
+            let r = http("POST", a3.port, &path, &[], "")?;
+            let who = r.json();
+            t.step(
+                "A3 signs inside a SoftHSM2 token (the key made there by cargo xtask keygen --pkcs11-module, never out of it): B accepts its call",
+                r.status == 200 && who["iss"] == hsm::A3_ISS && who["kid"] == a3.kid.as_str(),
+                format!(
+                    "{}\n{command}\n-> {} iss={} kid={}",
+                    a3.keygen, r.status, who["iss"], who["kid"]
+                ),
+            );
+        }
+        None => println!(
+            "[skip] A3 signing inside a PKCS#11 token: SoftHSM2 is not installed here (apt-get install softhsm2), so this step did not run"
+        ),
+    }
+
     let steps = t.steps;
-    drop((gateway, service_b, op, service_a, service_a2, wit_issuer));
+    drop((
+        gateway,
+        service_b,
+        op,
+        service_a,
+        service_a2,
+        wit_issuer,
+        a3.map(|a3| a3.example),
+    ));
     println!();
     if t.failures == 0 {
         println!("demo: all {steps} steps behaved as described; every process stopped");
