@@ -5,7 +5,7 @@
 //!   string, environment variable) or generated; `kid` = RFC 7638 thumbprint.
 //! * [`JwsSigner`]: what signs, wherever the private key is kept:
 //!   [`SigningKey`] in this process, a PKCS#11 token (feature `pkcs11`,
-//!   [`pkcs11::Pkcs11Signer`]), or a KMS backend of your own.
+//!   `pkcs11::Pkcs11Signer`), or a KMS backend of your own.
 //! * [`KeyRing`]: this service's signing key plus the public keys it keeps
 //!   publishing around a rotation, readable lock-free; [`JwksService`]
 //!   publishes it at `/.well-known/jwks.json`.
