@@ -2,7 +2,8 @@
 //! bare jsonwebtoken `decode` and jwt-authorizer's `check_auth` with the same
 //! key, in the same groups so each is read as a ratio; and the whole layer in
 //! an axum Router against a bare Router, beside jwt-authorizer's layer in its
-//! own (axum 0.7) Router, for each algorithm.
+//! own (axum 0.7) Router, for each algorithm; and a cache hit with the
+//! deny-list checked (in memory, and mirrored from a real redis-server).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -16,9 +17,10 @@ use http::Request;
 use jsonwebtoken::{DecodingKey, Validation, decode, jwk};
 use jwt_authorizer::{Authorizer, IntoLayer, JwtAuthorizer, RegisteredClaims};
 use serde_json::json;
+use std::sync::Arc;
 use svcauth_core::Algorithm;
 use svcauth_jwks::{KeySet, KeySource, SigningKey};
-use svcauth_verify::{Verifier, VerifyLayer};
+use svcauth_verify::{MemoryRevocationStore, RevocationStore, Verifier, VerifyLayer};
 use tower::{Layer, ServiceExt};
 
 const AUD: &str = "https://b.internal";
@@ -174,5 +176,55 @@ fn layer(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, verification, layer);
+/// Target 10: a cache hit with revocation checked costs what one without
+/// does. The in-memory store and the Redis store's mirror (against a real
+/// redis-server) keep the deny-list in the process: a hit compares the
+/// entry's deny-list generation with the current one and asks nothing.
+fn revocation(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+    let token = token(&key);
+    let with = |store: Arc<dyn RevocationStore>| {
+        let jwks = json!({ "keys": [key.public_jwk()] }).to_string();
+        let keys = KeySource::fixed(KeySet::from_jwks(jwks.as_bytes(), 65536).unwrap());
+        let verifier = Verifier::builder(AUD)
+            .trust(ISS, keys)
+            .revocation_store(store)
+            .build()
+            .unwrap();
+        rt.block_on(verifier.verify(&token)).unwrap();
+        verifier
+    };
+    let plain = verifier(&key, 1000);
+    rt.block_on(plain.verify(&token)).unwrap();
+    let memory = with(Arc::new(MemoryRevocationStore::new(
+        svcauth_core::system_clock(),
+    )));
+    let redis =
+        svcauth_tests::RedisServer::start().expect("redis-server (cargo xtask bench installs it)");
+    let stores = rt
+        .block_on(svcauth_redis::RedisStores::connect(
+            svcauth_redis::RedisConfig::new(&redis.url()),
+        ))
+        .unwrap();
+    let mirrored = with(Arc::new(stores.revocation()));
+    let mut group = c.benchmark_group("revocation/EdDSA");
+    group.bench_function("cache_hit_without_revocation", |b| {
+        b.iter(|| plain.cached(black_box(&token)).unwrap())
+    });
+    group.bench_function("cache_hit_memory_revocation", |b| {
+        b.iter(|| memory.cached(black_box(&token)).unwrap())
+    });
+    group.bench_function("cache_hit_redis_mirror", |b| {
+        b.iter(|| mirrored.cached(black_box(&token)).unwrap())
+    });
+    group.finish();
+    drop(redis);
+}
+
+criterion_group!(benches, verification, layer, revocation);
 criterion_main!(benches);

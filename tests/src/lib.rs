@@ -8,7 +8,9 @@
 //!   on a free loopback port, stopped when dropped.
 //! * [`Example`]: one of the example binaries on a loopback port, killed on
 //!   drop; [`example_binaries`] builds them once per process.
-//! * [`RedisServer`]: redis-server on a free loopback port, killed on drop.
+//! * [`RedisServer`]: redis-server on a free loopback port, killed on drop;
+//!   [`RedisCluster`] (three masters, with replicas if asked) and
+//!   [`RedisSentinel`] (a primary, a replica and a sentinel).
 //! * [`run_test_in_child`]: one test of the running test binary, in a child
 //!   process with its own environment variables.
 //! * [`SoftHsm`]: a SoftHSM2 token directory of a test's own.
@@ -25,6 +27,7 @@ use std::process::Command;
 mod examples;
 mod oidc;
 mod redis;
+mod redis_ha;
 mod servers;
 mod softhsm;
 mod tls;
@@ -32,6 +35,7 @@ mod tls;
 pub use examples::{Example, example_binaries, release_example_binaries};
 pub use oidc::{OidcProvider, private_key_jwt_client, secret_client};
 pub use redis::RedisServer;
+pub use redis_ha::{RedisCluster, RedisSentinel, SENTINEL_SERVICE};
 pub use servers::{JsonServer, MockAuthorizationServer, serve};
 pub use softhsm::{SoftHsm, USER_PIN};
 pub use tls::{PemFiles, Pki, mtls_server};

@@ -359,6 +359,10 @@ impl VerifierBuilder {
             svid_domains,
             cache: VerifiedCache::new(self.cache_capacity),
             replay,
+            revocation_generation: self
+                .revocation
+                .as_ref()
+                .and_then(|store| store.generation()),
             revocation: self.revocation,
             metrics,
             rejection_log: Default::default(),

@@ -35,6 +35,8 @@ pub(crate) struct Entry {
     /// Index of the issuer, and its key-set generation when verified.
     pub(crate) issuer: usize,
     pub(crate) generation: u64,
+    /// The deny-list's generation when checked (`Revocations::stamp`).
+    pub(crate) revocations: u64,
 }
 
 pub(crate) struct VerifiedCache {

@@ -112,7 +112,7 @@ pub use metrics::VerifierMetrics;
 pub use policy::{HmacAlgorithm, RequestTarget};
 pub use service::Verify;
 pub use store::{
-    MemoryReplayStore, MemoryRevocationStore, ReplayStore, RevocationQuery, RevocationStore,
-    StoreError, StoreFuture,
+    MemoryReplayStore, MemoryRevocationStore, ReplayStore, RevocationGeneration, RevocationQuery,
+    RevocationStore, StoreError, StoreFuture,
 };
 pub use verifier::Verifier;

@@ -4,7 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use svcauth_core::SharedClock;
 
@@ -33,6 +34,118 @@ pub trait ReplayStore: Send + Sync + 'static {
 pub trait RevocationStore: Send + Sync + 'static {
     /// Whether the token is revoked: by its `jti`, or by its issuer's key.
     fn is_revoked<'a>(&'a self, token: RevocationQuery<'a>) -> StoreFuture<'a, bool>;
+
+    /// For a store that holds the whole deny-list in this process (in
+    /// memory, or a mirror of a shared one): its [`RevocationGeneration`].
+    /// The verifier then re-checks a cached verification only when the
+    /// generation has moved since, so a cache hit asks the store nothing;
+    /// and while the copy is stale it asks [`is_revoked`](Self::is_revoked)
+    /// on every request, which applies the store's failure policy. `None`
+    /// (the default): the store is asked on every request, cache hit or not.
+    fn generation(&self) -> Option<Arc<RevocationGeneration>> {
+        None
+    }
+}
+
+/// How current a deny-list held in this process is: a generation that
+/// moves whenever a revocation is learnt, and until when (clock time, ms)
+/// the copy may be trusted without hearing from its source.
+///
+/// ```
+/// use svcauth_verify::RevocationGeneration;
+///
+/// let mirror = RevocationGeneration::stale();
+/// assert_eq!(mirror.current(1_000), None); // never synchronised: not trusted
+/// mirror.confirm_until(2_000); // the source answered; trusted for a while
+/// let seen = mirror.current(1_500).unwrap();
+/// mirror.advance(); // a revocation arrived
+/// assert_ne!(mirror.current(1_500), Some(seen));
+/// assert_eq!(mirror.current(2_001), None); // not heard from the source since
+/// ```
+#[derive(Debug)]
+pub struct RevocationGeneration {
+    generation: AtomicU64,
+    fresh_until_ms: AtomicU64,
+}
+
+impl RevocationGeneration {
+    /// A copy that is the deny-list itself (a store in this process):
+    /// always current.
+    pub fn always_fresh() -> Self {
+        RevocationGeneration {
+            generation: AtomicU64::new(0),
+            fresh_until_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// A copy not synchronised yet: not trusted until
+    /// [`confirm_until`](Self::confirm_until).
+    pub fn stale() -> Self {
+        RevocationGeneration {
+            generation: AtomicU64::new(0),
+            fresh_until_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The generation, if the copy is current at `now_ms`.
+    #[inline]
+    pub fn current(&self, now_ms: u64) -> Option<u64> {
+        let generation = self.generation.load(Ordering::Acquire);
+        (now_ms <= self.fresh_until_ms.load(Ordering::Acquire)).then_some(generation)
+    }
+
+    /// A revocation was added to the copy (call after adding it): every
+    /// cached verification is checked again.
+    pub fn advance(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The copy holds every revocation made before a moment whose clock
+    /// time plus the staleness bound is `until_ms`.
+    pub fn confirm_until(&self, until_ms: u64) {
+        self.fresh_until_ms.store(until_ms, Ordering::Release);
+    }
+}
+
+/// Where the deny-list stands for one request, read once: what a cached
+/// verification needs before it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Revocations {
+    /// No revocation store.
+    Unchecked,
+    /// A store without a local copy: asked after every cache hit.
+    Ask,
+    /// A current local copy at this generation.
+    At(u64),
+    /// A local copy too stale to trust: asked, and its policy applies.
+    Stale,
+}
+
+impl Revocations {
+    /// Whether a verification checked at generation `checked` may be used
+    /// (after asking the store, if [`ask`](Self::ask) says so).
+    #[inline]
+    pub(crate) fn covers(self, checked: u64) -> bool {
+        match self {
+            Revocations::At(generation) => generation == checked,
+            Revocations::Unchecked | Revocations::Ask | Revocations::Stale => true,
+        }
+    }
+
+    /// Whether the store must be asked about a cached verification: it keeps
+    /// no local copy, or its copy is stale and its failure policy decides.
+    #[inline]
+    pub(crate) fn ask(self) -> bool {
+        matches!(self, Revocations::Ask | Revocations::Stale)
+    }
+
+    /// The generation a new cache entry records.
+    pub(crate) fn stamp(self) -> u64 {
+        match self {
+            Revocations::At(generation) => generation,
+            _ => u64::MAX,
+        }
+    }
 }
 
 /// What a revocation check can look at.
@@ -122,6 +235,7 @@ impl ReplayStore for MemoryReplayStore {
 pub struct MemoryRevocationStore {
     jtis: RwLock<HashMap<String, u64>>,
     keys: RwLock<HashSet<(String, String)>>,
+    generation: Arc<RevocationGeneration>,
     clock: SharedClock,
 }
 
@@ -131,6 +245,7 @@ impl MemoryRevocationStore {
         MemoryRevocationStore {
             jtis: RwLock::new(HashMap::new()),
             keys: RwLock::new(HashSet::new()),
+            generation: Arc::new(RevocationGeneration::always_fresh()),
             clock,
         }
     }
@@ -141,6 +256,8 @@ impl MemoryRevocationStore {
         let mut jtis = self.jtis.write().unwrap_or_else(PoisonError::into_inner);
         jtis.retain(|_, exp| *exp >= now);
         jtis.insert(jti.to_owned(), until);
+        drop(jtis);
+        self.generation.advance();
     }
 
     /// Revokes every token of `iss` signed with key `kid`.
@@ -149,6 +266,7 @@ impl MemoryRevocationStore {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert((iss.to_owned(), kid.to_owned()));
+        self.generation.advance();
     }
 }
 
@@ -168,11 +286,30 @@ impl RevocationStore for MemoryRevocationStore {
         });
         Box::pin(std::future::ready(Ok(by_jti || by_key)))
     }
+
+    fn generation(&self) -> Option<Arc<RevocationGeneration>> {
+        Some(self.generation.clone())
+    }
 }
 
 /// The verifier's use of its stores: the deny-list after every check, and
 /// single use of bound tokens and workload proofs.
 impl crate::verifier::Verifier {
+    /// Where the deny-list stands at `now`, for the cached verifications
+    /// of one request.
+    #[inline]
+    pub(crate) fn revocations(&self, now: std::time::Duration) -> Revocations {
+        let inner = self.inner();
+        match (&inner.revocation, &inner.revocation_generation) {
+            (None, _) => Revocations::Unchecked,
+            (Some(_), None) => Revocations::Ask,
+            (Some(_), Some(copy)) => match copy.current(now.as_millis() as u64) {
+                Some(generation) => Revocations::At(generation),
+                None => Revocations::Stale,
+            },
+        }
+    }
+
     pub(crate) async fn check_revocation(
         &self,
         claims: &VerifiedClaims,

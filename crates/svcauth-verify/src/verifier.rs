@@ -16,7 +16,7 @@ use crate::claims::VerifiedClaims;
 use crate::error::{ErrorKind, VerifyError};
 use crate::metrics::{Metrics, VerifierMetrics};
 use crate::policy::{HmacAlgorithm, Policy, RequestTarget, RouteRules};
-use crate::store::{ReplayStore, RevocationStore};
+use crate::store::{ReplayStore, RevocationStore, Revocations};
 use crate::token::{self, HeaderAlg, Hmac};
 
 pub(crate) enum IssuerKeys {
@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub(crate) cache: VerifiedCache,
     pub(crate) replay: Option<Arc<dyn ReplayStore>>,
     pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
+    /// The revocation store's local copy, when it keeps one.
+    pub(crate) revocation_generation: Option<Arc<crate::store::RevocationGeneration>>,
     pub(crate) metrics: Metrics,
     pub(crate) rejection_log: crate::metrics::RejectionLog,
     pub(crate) clock: SharedClock,
@@ -239,8 +241,9 @@ impl Verifier {
     }
 
     /// The fast path: a token verified before, still valid, under the same
-    /// key set, with no revocation store to consult. No await, no lock, no
-    /// JSON, no signature.
+    /// key set and deny-list generation (a revocation store that keeps the
+    /// deny-list in this process is not asked again). No await, no lock,
+    /// no JSON, no signature.
     pub fn cached(&self, token: &str) -> Option<Arc<VerifiedClaims>> {
         self.cached_bytes(token.as_bytes())
     }
@@ -248,12 +251,12 @@ impl Verifier {
     /// [`cached`](Verifier::cached) for the raw bytes of a header: only a
     /// token verified before can match, so they need no validation first.
     pub(crate) fn cached_bytes(&self, token: &[u8]) -> Option<Arc<VerifiedClaims>> {
-        if self.inner.revocation.is_some() {
-            return None;
-        }
         let facade = &self.inner.metrics.facade;
         let sample = facade.sample_hit();
-        let (claims, issuer) = self.cache_hit(token)?;
+        let (claims, issuer, revocations) = self.cache_hit(token)?;
+        if revocations.ask() {
+            return None;
+        }
         self.inner.metrics.accepted(true, issuer);
         if let Some(start) = sample {
             facade.duration(true, start.elapsed());
@@ -266,17 +269,21 @@ impl Verifier {
         Some(claims)
     }
 
-    /// A cached verification still good now, and the index of its issuer.
-    fn cache_hit(&self, token: &[u8]) -> Option<(Arc<VerifiedClaims>, usize)> {
-        let now = self.inner.clock.now_secs();
+    /// A cached verification still good now (time, key set, deny-list),
+    /// and the index of its issuer. A revocation store without a local copy
+    /// of the deny-list is still to be asked.
+    fn cache_hit(&self, token: &[u8]) -> Option<(Arc<VerifiedClaims>, usize, Revocations)> {
+        let clock = self.inner.clock.now();
+        let (now, revocations) = (clock.as_secs(), self.revocations(clock));
         let issuer = std::cell::Cell::new(0);
         let claims = self.inner.cache.hit(token, |entry| {
             issuer.set(entry.issuer);
             now >= entry.valid_from
                 && now <= entry.valid_until
                 && self.inner.issuers[entry.issuer].generation() == entry.generation
+                && revocations.covers(entry.revocations)
         })?;
-        Some((claims, issuer.get()))
+        Some((claims, issuer.get(), revocations))
     }
 
     /// Signature, claims and revocation; the cache in front. Returns whether
@@ -285,8 +292,10 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<(Arc<VerifiedClaims>, Found), VerifyError> {
-        if let Some((claims, issuer)) = self.cache_hit(token.as_bytes()) {
-            self.check_revocation(&claims).await?;
+        if let Some((claims, issuer, revocations)) = self.cache_hit(token.as_bytes()) {
+            if revocations.ask() {
+                self.check_revocation(&claims).await?;
+            }
             return Ok((claims, Found::new(true, issuer)));
         }
         let start = std::time::Instant::now();
@@ -338,7 +347,11 @@ impl Verifier {
             },
         };
         let issuer = &inner.issuers[index];
-        let now = inner.clock.now_secs();
+        let clock = inner.clock.now();
+        let now = clock.as_secs();
+        // Read before the store is asked: a revocation learnt meanwhile
+        // moves the generation past the one this entry records.
+        let revocations = self.revocations(clock);
         policy.check_claims(&parsed.claims, now)?;
         if parsed.claims.binding().is_err() {
             return Err(ErrorKind::InvalidClaims.into());
@@ -401,6 +414,7 @@ impl Verifier {
                     valid_until: claims.claims.exp.saturating_add(leeway),
                     issuer: index,
                     generation,
+                    revocations: revocations.stamp(),
                 },
                 now,
             );

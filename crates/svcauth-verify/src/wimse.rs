@@ -160,18 +160,23 @@ impl Verifier {
         trust: &WorkloadTrust,
         wit: &str,
     ) -> Result<(Arc<VerifiedClaims>, bool), VerifyError> {
-        let now = self.now();
+        let clock = self.inner().clock.now();
+        let (now, revocations) = (clock.as_secs(), self.revocations(clock));
         let hit = trust.cache.hit(wit.as_bytes(), |entry| {
             now >= entry.valid_from
                 && now <= entry.valid_until
                 && trust.keys[entry.issuer].generation() == entry.generation
+                && revocations.covers(entry.revocations)
         });
         if let Some(claims) = hit {
-            self.check_revocation(&claims).await?;
+            if revocations.ask() {
+                self.check_revocation(&claims).await?;
+            }
             return Ok((claims, true));
         }
-        let (claims, entry) = self.verify_wit(trust, wit, now).await?;
+        let (claims, mut entry) = self.verify_wit(trust, wit, now).await?;
         self.check_revocation(&claims).await?;
+        entry.revocations = revocations.stamp();
         trust.cache.insert(wit, entry, now);
         Ok((claims, false))
     }
@@ -267,6 +272,7 @@ impl Verifier {
             valid_until: claims.exp.saturating_add(leeway),
             issuer: index,
             generation,
+            revocations: u64::MAX,
         };
         Ok((verified, entry))
     }

@@ -8,9 +8,21 @@ use svcauth_core::Algorithm;
 use svcauth_jwks::pkcs11::{Pkcs11Config, Pkcs11Signer};
 use svcauth_jwks::{Jwk, JwsSigner, SignatureFuture, SigningKey};
 
-/// Signing inside a PKCS#11 token (an HSM; SoftHSM2 for trying it).
+/// The signing key: generated, from a PEM file, or inside a PKCS#11 token
+/// (an HSM; SoftHSM2 for trying it).
 #[derive(clap::Args, Debug)]
-pub(crate) struct Pkcs11Args {
+pub(crate) struct KeyArgs {
+    /// PKCS#8 PEM private key; without it (or --pkcs11-module) a key is
+    /// generated at start.
+    #[arg(long, env = "SERVICE_A_KEY", value_name = "PEM_FILE")]
+    key: Option<PathBuf>,
+    /// Signing algorithm [default: EdDSA; with --pkcs11-module, the key's].
+    #[arg(
+        long,
+        env = "SERVICE_A_ALG",
+        value_parser = ["EdDSA", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+    )]
+    alg: Option<String>,
     /// Sign with a key pair inside a PKCS#11 token: the module (shared
     /// library) to load, e.g. /usr/lib/softhsm/libsofthsm2.so. The private
     /// key never enters this process; `POST /rotate` makes the next key
@@ -82,11 +94,15 @@ pub(crate) enum AnyKey {
 impl Keys {
     /// The first key: from the token, from `--key`, or generated; and how
     /// later keys are made.
-    pub(crate) async fn first(
-        key: Option<&PathBuf>,
-        alg: Option<Algorithm>,
-        pkcs11: &Pkcs11Args,
-    ) -> Result<(Keys, AnyKey), String> {
+    pub(crate) async fn first(args: &KeyArgs) -> Result<(Keys, AnyKey), String> {
+        let alg = match &args.alg {
+            Some(alg) => Some(
+                alg.parse::<Algorithm>()
+                    .map_err(|e| format!("--alg: {e}"))?,
+            ),
+            None => None,
+        };
+        let (key, pkcs11) = (args.key.as_ref(), args);
         let Some(module) = &pkcs11.pkcs11_module else {
             let alg = alg.unwrap_or(Algorithm::EdDSA);
             let first = match key {

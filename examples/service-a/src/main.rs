@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +29,6 @@ use clap::Parser;
 use demo_grpc::demo_client::DemoClient;
 use serde::Deserialize;
 use serde_json::json;
-use svcauth_core::Algorithm;
 use svcauth_jwks::{JwksService, JwsSigner, KeyRing};
 use svcauth_sign::{BaseUrl, BindRequest, SelfSigned, Sign, Signer, TargetAudience};
 use tonic::transport::Channel;
@@ -115,19 +113,8 @@ struct Args {
         value_name = "AUD=URL"
     )]
     call_grpc: Vec<String>,
-    /// PKCS#8 PEM private key; without it (or --pkcs11-module) a key is
-    /// generated at start.
-    #[arg(long, env = "SERVICE_A_KEY", value_name = "PEM_FILE")]
-    key: Option<PathBuf>,
-    /// Signing algorithm [default: EdDSA; with --pkcs11-module, the key's].
-    #[arg(
-        long,
-        env = "SERVICE_A_ALG",
-        value_parser = ["EdDSA", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
-    )]
-    alg: Option<String>,
     #[command(flatten)]
-    pkcs11: keys::Pkcs11Args,
+    keys: keys::KeyArgs,
     /// Token lifetime in seconds (at most 3600).
     #[arg(long, env = "SERVICE_A_LIFETIME_SECS", default_value_t = 300)]
     lifetime_secs: u64,
@@ -174,15 +161,8 @@ struct AppState {
 async fn run(args: Args) -> Result<(), String> {
     // First: handles registered before the recorder are no-ops.
     let metrics = Metrics::install()?;
-    let alg = match &args.alg {
-        Some(alg) => Some(
-            alg.parse::<Algorithm>()
-                .map_err(|e| format!("--alg: {e}"))?,
-        ),
-        None => None,
-    };
-    let (keys, key) = keys::Keys::first(args.key.as_ref(), alg, &args.pkcs11).await?;
-    tracing::info!(kid = key.kid(), alg = %key.alg(), backend = key.backend(), from_file = args.key.is_some(), "signing key loaded");
+    let (keys, key) = keys::Keys::first(&args.keys).await?;
+    tracing::info!(kid = key.kid(), alg = %key.alg(), backend = key.backend(), "signing key loaded");
     let ring = KeyRing::new(key);
     let lifetime = Duration::from_secs(args.lifetime_secs);
     let source = SelfSigned::new(&args.issuer, ring.clone())

@@ -34,6 +34,7 @@ use svcauth_verify::{Caller, Verifier, VerifyLayer};
 
 #[path = "../../common/mod.rs"]
 mod common;
+mod redis;
 mod trust;
 use common::Metrics;
 
@@ -142,19 +143,8 @@ struct Args {
     /// behind the same verifying layer; over TLS when --tls-cert is given.
     #[arg(long, env = "SERVICE_B_GRPC_LISTEN", value_name = "ADDR")]
     grpc_listen: Option<SocketAddr>,
-    /// Redis for replay and revocation state shared by all replicas
-    /// (redis://host:port/db); without it, state is per process.
-    #[arg(long, env = "SERVICE_B_REDIS", value_name = "URL")]
-    redis: Option<String>,
-    /// How long Redis gets per command, in milliseconds, before the request
-    /// fails closed (503).
-    #[arg(
-        long,
-        env = "SERVICE_B_REDIS_TIMEOUT",
-        value_name = "MS",
-        default_value_t = 50
-    )]
-    redis_timeout_ms: u64,
+    #[command(flatten)]
+    redis: redis::RedisArgs,
     /// Accept WIMSE Workload Identity Tokens (with a Workload Proof Token)
     /// from workloads of TRUST_DOMAIN (as in spiffe://TRUST_DOMAIN/...),
     /// signed by a key of the JWKS at URL (repeatable).
@@ -232,18 +222,7 @@ async fn run(args: Args) -> Result<(), String> {
         builder =
             builder.public_base_url(url.parse().map_err(|e| format!("--public-base-url: {e}"))?);
     }
-    if let Some(url) = &args.redis {
-        let config = svcauth_redis::RedisConfig::new(url)
-            .timeout(Duration::from_millis(args.redis_timeout_ms));
-        // Connect now if Redis is up; otherwise start anyway and fail
-        // closed (503) on requests that need it until it is back.
-        let stores = match svcauth_redis::RedisStores::connect(config.clone()).await {
-            Ok(stores) => stores,
-            Err(e) => {
-                tracing::warn!(error = %e, "Redis unreachable at start; replay-protected requests answer 503 until it is back");
-                svcauth_redis::RedisStores::new(config).map_err(|e| format!("--redis: {e}"))?
-            }
-        };
+    if let Some(stores) = args.redis.stores().await? {
         builder = builder
             .replay_store(std::sync::Arc::new(stores.replay()))
             .revocation_store(std::sync::Arc::new(stores.revocation()));

@@ -1,10 +1,11 @@
 //! `cargo xtask bench [--quick]`: runs the criterion benchmarks, the HTTP
-//! load run (wrk), the memory run and the slow-signer run, and writes BENCHMARKS.md, every figure
+//! load run (wrk), the memory run, the slow-signer run and the revocation run, and writes BENCHMARKS.md, every figure
 //! a ratio to a baseline measured in the same run.
 
 pub(crate) mod load;
 mod memory;
 mod report;
+mod revocation;
 mod slow_signer;
 
 use std::collections::BTreeMap;
@@ -154,7 +155,8 @@ pub(crate) fn run(root: &Path, quick: bool) -> Result<(), String> {
     let load = load::run(root, quick)?;
     let memory = memory::run(root, quick)?;
     let slow = slow_signer::run(root, quick)?;
-    let out = report::write(&groups, &repeats, &load, &[memory, slow], quick);
+    let revoked = revocation::run(root, quick)?;
+    let out = report::write(&groups, &repeats, &load, &[memory, slow, revoked], quick);
     std::fs::write(root.join("BENCHMARKS.md"), out).map_err(|e| e.to_string())?;
     eprintln!("wrote BENCHMARKS.md ({} criterion groups)", groups.len());
     Ok(())

@@ -8,11 +8,11 @@ use super::load::Load;
 use super::{BASELINES, Figure, Groups, machine, time};
 
 /// One target of the benchmarks issue, as read from this run.
-struct Target {
-    what: String,
-    measured: String,
+pub(super) struct Target {
+    pub(super) what: String,
+    pub(super) measured: String,
     /// `None`: reported, no threshold.
-    met: Option<bool>,
+    pub(super) met: Option<bool>,
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -28,7 +28,7 @@ fn get<'a>(groups: &'a Groups, group: &str, function: &str) -> Option<&'a Figure
     groups.get(group)?.get(function)
 }
 
-fn targets(groups: &Groups, load: &Load, memory: &Value, slow: &Value) -> Vec<Target> {
+fn targets(groups: &Groups, load: &Load, [memory, slow, revoked]: &[Value; 3]) -> Vec<Target> {
     let m = |g: &str, f: &str| get(groups, g, f).map(|f| f.median);
     let mut out = Vec::new();
     for alg in ["EdDSA", "ES256", "RS256"] {
@@ -214,26 +214,8 @@ fn targets(groups: &Groups, load: &Load, memory: &Value, slow: &Value) -> Vec<Ta
                 && n("sign_cache_max") <= n("sign_cache_bound") + n("threads"),
         ),
     });
-    let us = |mode: &str, k: &str| slow[mode][k].as_f64().unwrap_or(f64::NAN);
-    let ratio = us("remote_20ms", "p99_us") / us("memory", "p99_us");
-    out.push(Target {
-        what: format!(
-            "9. calls over HTTP with a warm token cache, key signing after {} ms (an HSM, a KMS) ÷ key in memory: p99 (at most 1.1x)",
-            slow["delay_ms"]
-        ),
-        measured: format!(
-            "{ratio:.2}x (p99 {:.0} vs {:.0} µs, p50 {:.0} vs {:.0} µs; median of {} alternating rounds of {} s, {} clients; {} slow signatures renewed tokens meanwhile, `benches/examples/slow_signer.rs`)",
-            us("remote_20ms", "p99_us"),
-            us("memory", "p99_us"),
-            us("remote_20ms", "p50_us"),
-            us("memory", "p50_us"),
-            slow["rounds"],
-            slow["secs"],
-            slow["clients"],
-            slow["remote_signatures"]
-        ),
-        met: Some(ratio <= 1.1),
-    });
+    out.push(super::slow_signer::target(slow));
+    out.extend(super::revocation::targets(groups, revoked));
     out
 }
 
@@ -409,7 +391,7 @@ pub(super) fn write(
     groups: &Groups,
     repeats: &[Vec<(String, Option<f64>)>],
     load: &Load,
-    [memory, slow]: &[Value; 2],
+    runs: &[Value; 3],
     quick: bool,
 ) -> String {
     let mut out = String::new();
@@ -433,7 +415,7 @@ pub(super) fn write(
         out,
         "## Targets\n\nThe targets of the benchmarks issue, each read from this run.\n\n| target | measured | met |\n|---|---|---|"
     );
-    for t in targets(groups, load, memory, slow) {
+    for t in targets(groups, load, runs) {
         let met = match t.met {
             Some(true) => "yes",
             Some(false) => "**no**",
@@ -448,7 +430,7 @@ pub(super) fn write(
     }
     repeats_section(&mut out, repeats);
     load_section(&mut out, load);
-    memory_section(&mut out, memory);
+    memory_section(&mut out, &runs[0]);
     groups_section(&mut out, groups);
     out
 }

@@ -38,6 +38,11 @@ pub(super) enum JwksMode {
 }
 
 /// Every process of the soak, and where it listens.
+/// The replicas' revocation staleness bound (service-b's default): a
+/// revocation is enforced by both within it, so the driver sends a revoked
+/// token that long after.
+pub(super) const REVOCATION_STALENESS: Duration = Duration::from_secs(1);
+
 pub(super) struct Fleet {
     pub(super) redis: RedisServer,
     pub(super) op: OidcProvider,
@@ -101,6 +106,8 @@ impl Fleet {
             op.issuer.clone(),
             "--redis".to_owned(),
             redis.url(),
+            "--revocation-staleness-ms".to_owned(),
+            REVOCATION_STALENESS.as_millis().to_string(),
             "--unknown-kid-cooldown-secs".to_owned(),
             "1".to_owned(),
         ];

@@ -116,8 +116,19 @@ pub(super) fn worker(id: u64, start: Instant, targets: Targets, key: &SigningKey
     let mut edge_token = String::new();
     let mut edge_since = 0;
     let mut n = 0u64;
+    // Revoked tokens wait out the replicas' staleness bound here, while the
+    // thread goes on with other calls.
+    let mut revoked_tokens = std::collections::VecDeque::new();
     while !tally.stop.load(Ordering::Acquire) {
         n += 1;
+        while revoked_tokens
+            .front()
+            .is_some_and(|(due, _): &(Instant, String)| *due <= Instant::now())
+        {
+            if let Some((_, token)) = revoked_tokens.pop_front() {
+                send_revoked(&targets, tally, &token);
+            }
+        }
         let at = || start.elapsed().as_millis() as u64;
         match n % 20 {
             0..=7 => {
@@ -162,7 +173,7 @@ pub(super) fn worker(id: u64, start: Instant, targets: Targets, key: &SigningKey
                 let unknown_kid = n % 2 == 1 && tally.probe_jwks.load(Ordering::Acquire);
                 forged(&targets, key, tally, &mut rng, unknown_kid, n);
             }
-            _ => revoked(&targets, key, tally, &format!("r-{id}-{n}")),
+            _ => revoked_tokens.extend(revoke(&targets, key, &format!("r-{id}-{n}"))),
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -271,20 +282,27 @@ fn forged(
     }
 }
 
-/// A token of the driver's, revoked in Redis (as svcauth-redis keys it)
-/// before it is sent: no replica may accept it.
-fn revoked(targets: &Targets, key: &SigningKey, tally: &Tally, jti: &str) {
+/// A token of the driver's, revoked in Redis (as svcauth-redis writes a
+/// revocation: the list and the feed, in one transaction), and when to send
+/// it: once every replica must enforce it (the staleness bound).
+fn revoke(targets: &Targets, key: &SigningKey, jti: &str) -> Option<(Instant, String)> {
     let token = driver_token(key, jti);
-    let key = format!(
-        "svcauth:revoked:jti:{}",
+    let member = format!(
+        "jti:{}",
         svcauth_core::body_sha256(format!("{DRIVER_ISS}\n{jti}").as_bytes())
     );
     let until = (unix_now() + 120).to_string();
-    if !redis_set(targets.redis, &key, &until) {
-        return; // Redis is down: nothing was revoked, nothing to check.
-    }
+    // Redis down: nothing was revoked, nothing to check.
+    redis_revoke(targets.redis, &member, &until).then(|| {
+        let due = Instant::now() + super::fleet::REVOCATION_STALENESS + Duration::from_millis(50);
+        (due, token)
+    })
+}
+
+/// A revoked token, sent: no replica may accept it.
+fn send_revoked(targets: &Targets, tally: &Tally, token: &str) {
     let auth = format!("Bearer {token}");
-    let replica = targets.b[jti.len() % 2];
+    let replica = targets.b[token.len() % 2];
     if let Ok(r) = http("GET", replica, "/whoami", &[("authorization", &auth)], "") {
         tally.revoked.fetch_add(1, Ordering::Relaxed);
         if r.status == 200 {
@@ -293,21 +311,50 @@ fn revoked(targets: &Targets, key: &SigningKey, tally: &Tally, jti: &str) {
     }
 }
 
-/// `SET key 1 EXAT until` over RESP; whether Redis said OK.
-fn redis_set(port: u16, key: &str, until: &str) -> bool {
+/// svcauth-redis's revocation over RESP: `MULTI`, `ZADD` to the list,
+/// `XADD` to the feed, `EXEC`; whether the transaction ran.
+fn redis_revoke(port: u16, member: &str, until: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let parts = ["SET", key, "1", "EXAT", until];
-    let mut command = format!("*{}\r\n", parts.len());
-    for part in parts {
-        command.push_str(&format!("${}\r\n{part}\r\n", part.len()));
+    let commands: [&[&str]; 4] = [
+        &["MULTI"],
+        &["ZADD", "svcauth:{revocations}:list", until, member],
+        &[
+            "XADD",
+            "svcauth:{revocations}:feed",
+            "*",
+            "m",
+            member,
+            "u",
+            until,
+        ],
+        &["EXEC"],
+    ];
+    let mut out = String::new();
+    for parts in commands {
+        out.push_str(&format!("*{}\r\n", parts.len()));
+        for part in parts {
+            out.push_str(&format!("${}\r\n{part}\r\n", part.len()));
+        }
     }
-    let mut reply = [0u8; 5];
-    stream.write_all(command.as_bytes()).is_ok()
-        && stream.read_exact(&mut reply).is_ok()
-        && &reply == b"+OK\r\n"
+    if stream.write_all(out.as_bytes()).is_err() {
+        return false;
+    }
+    // +OK, +QUEUED twice, then EXEC's two answers: `*2`.
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 256];
+    while !reply.windows(4).any(|w| w == b"*2\r\n") {
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => reply.extend_from_slice(&buf[..n]),
+            _ => return false,
+        }
+        if reply.contains(&b'-') && reply.windows(3).any(|w| w == b"\n-E" || w == b"-ER") {
+            return false;
+        }
+    }
+    true
 }
 
 /// A fresh opaque token for the outside client, from the provider.

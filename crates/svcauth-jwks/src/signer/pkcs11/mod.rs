@@ -45,6 +45,7 @@ use crate::error::KeyError;
 use crate::public_key::{Jwk, PublicKeyMaterial};
 use crate::signer::{JwsSigner, SignatureFuture};
 
+mod mechanism;
 mod token;
 
 /// Which token of the module holds the key.
