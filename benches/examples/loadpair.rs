@@ -49,6 +49,9 @@ const REPLAY_CAPACITY: usize = 2_000_000;
 enum Mode {
     Off,
     Svcauth,
+    /// Cached tokens, with replay and revocation on Redis (`--redis URL`):
+    /// the revocation mirror's cost under load.
+    SvcauthRevocation,
     SvcauthFresh,
     JwtAuthorizer,
     JwtAuthorizerFresh,
@@ -59,6 +62,7 @@ impl Mode {
         Some(match s {
             "off" => Mode::Off,
             "svcauth" => Mode::Svcauth,
+            "svcauth-revocation" => Mode::SvcauthRevocation,
             "svcauth-fresh" => Mode::SvcauthFresh,
             "jwt-authorizer" => Mode::JwtAuthorizer,
             "jwt-authorizer-fresh" => Mode::JwtAuthorizerFresh,
@@ -102,7 +106,7 @@ async fn listener() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
-async fn serve_b(mode: Mode, key: &SigningKey) -> SocketAddr {
+async fn serve_b(mode: Mode, key: &SigningKey, redis: Option<&str>) -> SocketAddr {
     let (listener, addr) = listener().await;
     let jwks = json!({ "keys": [key.public_jwk()] }).to_string();
     match mode {
@@ -110,19 +114,28 @@ async fn serve_b(mode: Mode, key: &SigningKey) -> SocketAddr {
             let app = Router::new().route("/whoami", get(|| async { "anonymous" }));
             tokio::spawn(async move { axum::serve(listener, app).await });
         }
-        Mode::Svcauth | Mode::SvcauthFresh => {
+        Mode::Svcauth | Mode::SvcauthRevocation | Mode::SvcauthFresh => {
             let keys = KeySource::fixed(KeySet::from_jwks(jwks.as_bytes(), 65536).unwrap());
             // The default in-memory replay store holds 100,000 live token
             // ids: at this pair's ~20,000 bound requests a second it is full
             // within seconds and B answers 503 (docs/OPERATIONS.md, "Tuning
             // the caches"). A run needs room for every id it spends.
             let replay = MemoryReplayStore::new(REPLAY_CAPACITY, svcauth_core::system_clock());
-            let verifier = Verifier::builder(AUD)
+            let mut verifier = Verifier::builder(AUD)
                 .trust(ISS, keys)
                 .public_base_url(format!("http://{addr}").parse().unwrap())
-                .replay_store(Arc::new(replay))
-                .build()
-                .unwrap();
+                .replay_store(Arc::new(replay));
+            if mode == Mode::SvcauthRevocation {
+                let url = redis.expect("--redis URL for svcauth-revocation");
+                let stores =
+                    svcauth_redis::RedisStores::connect(svcauth_redis::RedisConfig::new(url))
+                        .await
+                        .unwrap();
+                verifier = verifier
+                    .replay_store(Arc::new(stores.replay()))
+                    .revocation_store(Arc::new(stores.revocation()));
+            }
+            let verifier = verifier.build().unwrap();
             let app = Router::new()
                 .route(
                     "/whoami",
@@ -182,7 +195,12 @@ fn main() {
         .position(|a| a == "--mode")
         .and_then(|i| args.get(i + 1))
         .and_then(|m| Mode::parse(m))
-        .expect("--mode off|svcauth|svcauth-fresh|jwt-authorizer|jwt-authorizer-fresh");
+        .expect("--mode off|svcauth|svcauth-revocation|svcauth-fresh|jwt-authorizer|jwt-authorizer-fresh");
+    let redis = args
+        .iter()
+        .position(|a| a == "--redis")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -192,7 +210,7 @@ fn main() {
         let pem = svcauth_jwks::generate_pkcs8_pem(Algorithm::ES256).unwrap();
         let public = SigningKey::from_pkcs8_pem(&pem, Some(Algorithm::ES256)).unwrap();
         let private = SigningKey::from_pkcs8_pem(&pem, Some(Algorithm::ES256)).unwrap();
-        let b = serve_b(mode, &public).await;
+        let b = serve_b(mode, &public, redis.as_deref()).await;
         let a = serve_a(mode, private, b).await;
         // One request through the pair before announcing it: a refusal
         // here is a broken setup, not a figure.

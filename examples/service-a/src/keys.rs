@@ -63,12 +63,18 @@ pub(crate) struct KeyArgs {
     /// --pkcs11-pin-file.
     #[arg(
         long = "pkcs11-pin-env",
+        env = "SERVICE_A_PKCS11_PIN_ENV",
         value_name = "VAR",
         default_value = "SERVICE_A_PKCS11_PIN"
     )]
     pkcs11_pin_env: String,
     /// Sessions kept open with the token: signatures in flight at once.
-    #[arg(long = "pkcs11-sessions", value_name = "N", default_value_t = 4)]
+    #[arg(
+        long = "pkcs11-sessions",
+        env = "SERVICE_A_PKCS11_SESSIONS",
+        value_name = "N",
+        default_value_t = 4
+    )]
     pkcs11_sessions: usize,
 }
 

@@ -17,6 +17,8 @@ pub(crate) struct RedisArgs {
     /// A seed node of a Redis Cluster (redis://host:port; repeatable).
     #[arg(
         long = "redis-cluster",
+        env = "SERVICE_B_REDIS_CLUSTER",
+        value_delimiter = ',',
         value_name = "URL",
         conflicts_with = "redis_sentinel"
     )]
@@ -25,6 +27,8 @@ pub(crate) struct RedisArgs {
     /// repeatable); needs --redis-service.
     #[arg(
         long = "redis-sentinel",
+        env = "SERVICE_B_REDIS_SENTINEL",
+        value_delimiter = ',',
         value_name = "URL",
         requires = "redis_service"
     )]
@@ -32,6 +36,7 @@ pub(crate) struct RedisArgs {
     /// The service name the sentinels monitor.
     #[arg(
         long = "redis-service",
+        env = "SERVICE_B_REDIS_SERVICE",
         value_name = "NAME",
         requires = "redis_sentinel"
     )]
@@ -51,6 +56,7 @@ pub(crate) struct RedisArgs {
     /// (503) on revocation-checked requests.
     #[arg(
         long = "revocation-staleness-ms",
+        env = "SERVICE_B_REVOCATION_STALENESS_MS",
         value_name = "MS",
         default_value_t = 1000
     )]
@@ -60,6 +66,7 @@ pub(crate) struct RedisArgs {
     /// at the price of 503s while fewer replicas answer.
     #[arg(
         long = "redis-replay-replica-acks",
+        env = "SERVICE_B_REDIS_REPLAY_REPLICA_ACKS",
         value_name = "N",
         default_value_t = 0
     )]

@@ -5,9 +5,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The pair's modes (see `benches/examples/loadpair.rs`), the baseline first.
-pub(crate) const MODES: [&str; 5] = [
+pub(crate) const MODES: [&str; 6] = [
     "off",
     "svcauth",
+    "svcauth-revocation",
     "jwt-authorizer",
     "svcauth-fresh",
     "jwt-authorizer-fresh",
@@ -22,6 +23,11 @@ pub(crate) struct Run {
     pub(crate) rps: f64,
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
+    /// Requests wrk completed.
+    pub(crate) requests: f64,
+    /// Commands Redis served on the request path meanwhile (the
+    /// `svcauth-revocation` mode), its mirrors' feed reads left out.
+    pub(crate) redis_ops: Option<u64>,
 }
 
 /// Every run of every mode, and how they were made.
@@ -57,10 +63,20 @@ pub(crate) fn parse(output: &str) -> Result<Run, String> {
         .ok_or_else(|| format!("no Requests/sec in wrk's output:\n{output}"))?;
     let p50_ms = field("50%").and_then(millis).unwrap_or(f64::NAN);
     let p99_ms = field("99%").and_then(millis).unwrap_or(f64::NAN);
+    let requests = output
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .split_once(" requests in ")
+                .and_then(|(n, _)| n.parse().ok())
+        })
+        .unwrap_or(f64::NAN);
     Ok(Run {
         rps,
         p50_ms,
         p99_ms,
+        requests,
+        redis_ops: None,
     })
 }
 
@@ -94,10 +110,34 @@ pub(crate) fn wrk(
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Commands Redis on `port` has served, but the revocation mirrors' own
+/// reads (`INFO commandstats`, through redis-cli).
+fn redis_request_ops(port: u16) -> u64 {
+    let output = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "INFO", "commandstats"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    output
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls: u64 = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            (!["xread", "xrevrange", "zrange", "info", "ping"].contains(&name)).then_some(calls)
+        })
+        .sum()
+}
+
 /// Starts the pair in `mode`, warms it up, measures it, stops it.
-fn measure(binary: &Path, mode: &str, seconds: u32) -> Result<Run, String> {
+fn measure(binary: &Path, mode: &str, seconds: u32, redis: u16) -> Result<Run, String> {
+    let url = format!("redis://127.0.0.1:{redis}/");
     let mut pair = Command::new(binary)
-        .args(["--mode", mode])
+        .args(["--mode", mode, "--redis", &url])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -113,7 +153,12 @@ fn measure(binary: &Path, mode: &str, seconds: u32) -> Result<Run, String> {
         .ok_or_else(|| format!("loadpair --mode {mode} did not start: {line:?}"))
         .and_then(|url| {
             wrk(&url, CONNECTIONS, &[], 1)?;
-            parse(&wrk(&url, CONNECTIONS, &[], seconds)?)
+            let before = redis_request_ops(redis);
+            let mut run = parse(&wrk(&url, CONNECTIONS, &[], seconds)?)?;
+            if mode == "svcauth-revocation" {
+                run.redis_ops = Some(redis_request_ops(redis) - before);
+            }
+            Ok(run)
         });
     // Closing its standard input stops the pair.
     drop(pair.stdin.take());
@@ -128,10 +173,12 @@ pub(crate) fn run(root: &Path, quick: bool) -> Result<Load, String> {
     let binary = root.join("target/release/examples/loadpair");
     let (repeats, seconds) = if quick { (1, 3) } else { (3, 10) };
     let mut runs: Vec<(&'static str, Vec<Run>)> = MODES.iter().map(|m| (*m, Vec::new())).collect();
+    let redis = svcauth_tests::RedisServer::start_with_fsync("everysec")
+        .ok_or("redis-server is needed for the svcauth-revocation mode")?;
     for repeat in 1..=repeats {
         for (mode, results) in &mut runs {
             eprintln!("==> load run {repeat}/{repeats}: {mode} ({seconds} s)");
-            let run = measure(&binary, mode, seconds)?;
+            let run = measure(&binary, mode, seconds, redis.port)?;
             eprintln!(
                 "    {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
                 run.rps, run.p50_ms, run.p99_ms
@@ -158,6 +205,7 @@ mod tests {
         assert_eq!(run.rps, 47339.51);
         assert_eq!(run.p50_ms, 0.295);
         assert_eq!(run.p99_ms, 1.2);
+        assert_eq!(run.requests, 141000.0);
         assert!(parse(&format!("{out}  Non-2xx or 3xx responses: 5\n")).is_err());
         assert!(parse("nothing").is_err());
     }

@@ -183,6 +183,26 @@ fn targets(groups: &Groups, load: &Load, [memory, slow, revoked]: &[Value; 3]) -
         ),
         met: Some(rps("svcauth") / off >= 0.9),
     });
+    let ops: Vec<f64> = load
+        .runs
+        .iter()
+        .filter(|(m, _)| *m == "svcauth-revocation")
+        .flat_map(|(_, runs)| {
+            runs.iter()
+                .filter_map(|r| Some(r.redis_ops? as f64 / r.requests))
+        })
+        .collect();
+    out.push(Target {
+        what: "10. the HTTP pair, cached tokens with replay and revocation on Redis ÷ the same without Redis (at least 0.9x), and Redis operations per request".into(),
+        measured: format!(
+            "{:.2}x ({:.0} vs {:.0} requests/s); {:.4} Redis operations per request",
+            rps("svcauth-revocation") / rps("svcauth"),
+            rps("svcauth-revocation"),
+            rps("svcauth"),
+            ops.iter().copied().fold(0.0, f64::max)
+        ),
+        met: Some(rps("svcauth-revocation") / rps("svcauth") >= 0.9 && ops.iter().all(|o| *o == 0.0)),
+    });
     out.push(Target {
         what: "6. a fresh ES256 token per request: svcauth (bound, binding and replay checked) beside jwt-authorizer".into(),
         measured: format!(
