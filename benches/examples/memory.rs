@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
+use svcauth_benches::arg;
 use svcauth_core::Algorithm;
 use svcauth_jwks::{KeyRing, KeySet, KeySource, SigningKey};
 use svcauth_sign::{DEFAULT_MAX_AUDIENCES, Signer};
@@ -35,15 +36,6 @@ fn status_kib(field: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.replace('_', "").parse().expect("a number"))
-        .unwrap_or(default)
 }
 
 /// Runs `work(i)` for i in 0..n on `threads` threads, sampling `len()` and

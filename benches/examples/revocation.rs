@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use svcauth_benches::arg;
 use svcauth_core::{Algorithm, Clock, SystemClock};
 use svcauth_jwks::{KeySet, KeySource, SigningKey};
 use svcauth_redis::{RedisConfig, RedisStores};
@@ -22,15 +23,6 @@ use svcauth_verify::{RevocationQuery, RevocationStore, Verifier};
 
 const ISS: &str = "https://a.internal";
 const AUD: &str = "https://b.internal";
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Calls Redis served, by command, from `INFO commandstats`.
 async fn command_calls(redis: &redis::Client) -> BTreeMap<String, u64> {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use serde_json::json;
+use svcauth_benches::arg;
 use svcauth_core::Algorithm;
 use svcauth_jwks::{Jwk, JwsSigner, KeyRing, KeySet, KeySource, SignatureFuture, SigningKey};
 use svcauth_sign::{SelfSigned, Signer};
@@ -55,15 +56,6 @@ impl JwsSigner for Slow {
     fn backend(&self) -> &'static str {
         "slow"
     }
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn signer(ring: KeyRing, origin: &str) -> Signer {

@@ -6,71 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, Method, Uri};
-use serde_json::json;
-use svcauth_core::{Algorithm, Clock, RequestBinding, SystemClock};
-use svcauth_jwks::{KeySet, KeySource, SigningKey};
+use svcauth_core::{Clock, SystemClock};
 use svcauth_redis::{RedisConfig, RedisStores};
 use svcauth_tests::{RedisCluster, RedisSentinel, RedisServer, SENTINEL_SERVICE};
-use svcauth_verify::{ErrorKind, RequestTarget, RevocationQuery, RevocationStore, Verifier};
+use svcauth_verify::{ErrorKind, RevocationQuery, RevocationStore};
 
-const AUD: &str = "https://b.internal";
-const ISS: &str = "https://a.internal";
-
-struct Peer {
-    key: SigningKey,
-    keys: KeySource,
-}
-
-fn peer() -> Peer {
-    let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
-    let jwks = json!({ "keys": [key.public_jwk()] }).to_string();
-    let keys = KeySource::fixed(KeySet::from_jwks(jwks.as_bytes(), 65536).unwrap());
-    Peer { key, keys }
-}
-
-fn verifier(peer: &Peer, stores: &RedisStores) -> Verifier {
-    Verifier::builder(AUD)
-        .trust(ISS, peer.keys.clone())
-        .replay_store(Arc::new(stores.replay()))
-        .revocation_store(Arc::new(stores.revocation()))
-        .build()
-        .unwrap()
-}
-
-fn token(peer: &Peer, jti: &str, bound: bool) -> String {
-    let now = SystemClock.now_secs();
-    let mut claims =
-        json!({ "iss": ISS, "sub": ISS, "aud": AUD, "iat": now, "exp": now + 300, "jti": jti });
-    if bound {
-        let b = RequestBinding::for_parts(&Method::POST, "http", "b.internal", "/echo", b"pay")
-            .unwrap();
-        claims["htm"] = b.htm.into();
-        claims["htu"] = b.htu.into();
-        claims["body_sha256"] = b.body_sha256.into();
-    }
-    peer.key.sign_jws(claims.to_string().as_bytes()).unwrap()
-}
-
-async fn verify_bound(verifier: &Verifier, token: &str) -> Result<(), ErrorKind> {
-    let uri: Uri = "/echo".parse().unwrap();
-    let mut headers = HeaderMap::new();
-    headers.insert("host", "b.internal".parse().unwrap());
-    let target = RequestTarget {
-        method: &Method::POST,
-        uri: &uri,
-        headers: &headers,
-    };
-    verifier
-        .verify_request(token, target, b"pay", false)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.kind())
-}
-
-fn prefix() -> String {
-    format!("ha{}:", SystemClock.now().as_nanos())
-}
+#[path = "common/redis.rs"]
+mod common;
+use common::*;
 
 /// Generous timeouts: a loaded CI machine must not turn slowness into a
 /// failure here (the timeout's own behaviour is tested in redis.rs).
@@ -86,7 +29,7 @@ async fn each_bound_token_once(config: impl Fn() -> RedisConfig) {
     let two = verifier(&peer, &RedisStores::connect(config()).await.unwrap());
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..1000 {
-        let token = Arc::new(token(&peer, &format!("bound-{i}"), true));
+        let token = Arc::new(bound(&peer, &format!("bound-{i}")));
         for verifier in [one.clone(), two.clone()] {
             let token = token.clone();
             tasks.spawn(async move { verify_bound(&verifier, &token).await });
@@ -190,7 +133,7 @@ async fn a_cached_token_is_refused_on_the_first_request_after_its_revocation_arr
         RedisStores::connect(config()).await.unwrap(),
     );
     let (one, two) = (verifier(&peer, &a), verifier(&peer, &b));
-    let token = token(&peer, "cached", false);
+    let token = token(&peer, "cached", None);
     for verifier in [&one, &two] {
         assert!(verifier.verify(&token).await.is_ok());
         assert!(
@@ -218,7 +161,7 @@ async fn a_cached_token_is_refused_on_the_first_request_after_its_revocation_arr
         );
     }
     // Other tokens keep their cache hits once verified again.
-    let other = self::token(&peer, "other", false);
+    let other = self::token(&peer, "other", None);
     assert!(two.verify(&other).await.is_ok());
     assert!(two.cached(&other).is_some());
 }
@@ -240,7 +183,7 @@ async fn a_mirror_cut_off_past_the_bound_fails_closed_or_open_and_resyncs_what_i
     let closed = RedisStores::connect(config(false)).await.unwrap();
     let open = RedisStores::connect(config(true)).await.unwrap();
     let (strict, lenient) = (verifier(&peer, &closed), verifier(&peer, &open));
-    let token = token(&peer, "during-outage", false);
+    let token = token(&peer, "during-outage", None);
     assert!(strict.verify(&token).await.is_ok());
 
     redis.kill();
@@ -332,7 +275,7 @@ async fn a_sentinel_failover_fails_closed_admits_nothing_twice_and_recovers_by_i
             let mut outcomes = Vec::new();
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let token = token(&peer, &format!("f-{i}"), true);
+                let token = bound(&peer, &format!("f-{i}"));
                 let (a, b) = tokio::join!(verify_bound(&one, &token), verify_bound(&two, &token));
                 outcomes.push((Instant::now(), a, b));
                 i += 1;
@@ -404,7 +347,7 @@ async fn with_replica_acks_a_bound_token_waits_for_a_replica_and_fails_closed_wi
         .timeout(Duration::from_millis(400))
         .replay_replica_acks(1);
     let verifier = verifier(&peer, &RedisStores::connect(config).await.unwrap());
-    let first = token(&peer, "acked", true);
+    let first = bound(&peer, "acked");
     assert_eq!(verify_bound(&verifier, &first).await, Ok(()));
     assert_eq!(
         verify_bound(&verifier, &first).await,
@@ -413,7 +356,7 @@ async fn with_replica_acks_a_bound_token_waits_for_a_replica_and_fails_closed_wi
     // No replica to hold the id: refused, never accepted unreplicated.
     sentinel.kill_replica();
     assert_eq!(
-        verify_bound(&verifier, &token(&peer, "unacked", true)).await,
+        verify_bound(&verifier, &bound(&peer, "unacked")).await,
         Err(ErrorKind::StoreUnavailable)
     );
     // A cluster cannot route WAIT to an id's master: refused at set-up.
