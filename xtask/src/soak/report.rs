@@ -269,8 +269,9 @@ impl Outcome {
              {} load threads send a steady mix: A's calls with its cached token,\n\
              request-bound calls (each token then replayed to both replicas),\n\
              opaque tokens through the gateway, the load driver's own tokens straight\n\
-             to a replica, forged signatures, and tokens revoked in Redis just\n\
-             before they are sent. Every {} s A rotates its key (published first,\n\
+             to a replica, forged signatures, and tokens revoked in Redis (as\n\
+             svcauth-redis writes a revocation) and sent once the replicas'\n\
+             revocation mirrors must hold it (their staleness bound, 1 s). Every {} s A rotates its key (published first,\n\
              signing after the overlap). A failure counts against a fault only\n\
              within the fault and {} s after it, and only for the calls the fault\n\
              may fail (docs/OPERATIONS.md); any other failure breaks the run.\n\n\
@@ -368,9 +369,10 @@ const PROMISES: &str = "\n\
 |---|---|\n\
 | an issuer's JWKS that fails, hangs or answers garbage: the last good keys stay in use | the soak's three JWKS windows (nothing may fail); `remote_cache.rs::outages_keep_the_last_good_set_until_max_staleness_then_fail_closed` |\n\
 | past the maximum staleness (24 h): that issuer's tokens get 503, not 401 | `remote_cache.rs::outages_keep_the_last_good_set_until_max_staleness_then_fail_closed` |\n\
-| Redis down: replay-protected and revocation-checked requests get 503, never an unchecked request | the soak's Redis window; `tests/tests/redis.rs::an_outage_fails_closed_and_loses_nothing` |\n\
+| Redis down: replay-protected requests get 503, and revocation-checked ones once the mirror is past its staleness bound, never an unchecked request | the soak's Redis window; `tests/tests/redis.rs::an_outage_fails_closed_and_loses_nothing`, `tests/tests/redis_ha.rs::a_mirror_cut_off_past_the_bound_fails_closed_or_open_and_resyncs_what_it_missed` |\n\
 | a bound token is accepted once across replicas | the soak's replays (0 admitted); `redis.rs::two_replicas_accept_a_bound_token_once_in_total` |\n\
-| a revoked token is refused by every replica | the soak's revoked tokens (0 admitted); `redis.rs::a_revoked_jti_or_key_is_refused_by_every_replica` |\n\
+| a revoked token is refused by every replica within the staleness bound | the soak's revoked tokens (0 admitted); `redis.rs::a_revoked_jti_or_key_is_refused_by_every_replica`, `redis_ha.rs::a_cached_token_is_refused_on_the_first_request_after_its_revocation_arrives` |\n\
+| a Redis primary lost to a Sentinel failover: replay-protected requests fail closed, none admitted twice, traffic back by itself | `redis_ha.rs::a_sentinel_failover_fails_closed_admits_nothing_twice_and_recovers_by_itself` |\n\
 | a key published before it signs rotates with no failed call | the soak's rotations (nothing may fail); `tests/tests/cli.rs::service_a_rotation_overlap_publishes_first_and_signs_later` |\n\
 | the authorization server down: the gateway answers 503 and forwards nothing | the soak's provider window (edge calls only); `tests/tests/gateway.rs::provider_down_answers_503_with_retry_after_and_forwards_nothing` |\n\
 | a revoked reference token works at the gateway at most until its cache entry ends | `gateway.rs::a_token_revoked_at_the_provider_stops_working_when_its_entry_ends` |\n\
