@@ -22,7 +22,7 @@ impl Node {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server runs");
-        wait_for_port(port);
+        assert!(wait_for_port(port), "redis-server on {port} did not start");
         Node {
             child: Some(child),
             port,
@@ -43,14 +43,16 @@ impl Drop for Node {
     }
 }
 
-fn wait_for_port(port: u16) {
+/// Waits until redis-server on `port` takes connections (5 s at most);
+/// whether it does.
+pub(crate) fn wait_for_port(port: u16) -> bool {
     for _ in 0..250 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("redis-server on {port} did not start");
+    false
 }
 
 fn installed() -> bool {

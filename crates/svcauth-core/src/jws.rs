@@ -100,14 +100,27 @@ pub fn encode<E>(
     payload: &[u8],
     sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
 ) -> Result<String, E> {
-    let mut token = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 400);
-    token.push_str(header_b64);
-    token.push('.');
-    token.push_str(&b64::encode(payload));
-    let signature = sign(token.as_bytes())?;
-    token.push('.');
-    token.push_str(&b64::encode(signature));
-    Ok(token)
+    let input = signing_input(header_b64, payload);
+    let signature = sign(input.as_bytes())?;
+    Ok(attach_signature(input, &signature))
+}
+
+/// `header_b64 "." base64url(payload)`, the JWS signing input, with room
+/// for the signature [`attach_signature`] appends: for signers that cannot
+/// sign inside [`encode`]'s closure (one that awaits a remote key).
+pub fn signing_input(header_b64: &str, payload: &[u8]) -> String {
+    let mut input = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 400);
+    input.push_str(header_b64);
+    input.push('.');
+    input.push_str(&b64::encode(payload));
+    input
+}
+
+/// The compact JWS: `signing_input "." base64url(signature)`.
+pub fn attach_signature(mut signing_input: String, signature: &[u8]) -> String {
+    signing_input.push('.');
+    signing_input.push_str(&b64::encode(signature));
+    signing_input
 }
 
 /// What a compact JWS says, read without any check of its signature or

@@ -76,23 +76,19 @@ impl Connection {
     }
 
     pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        match self {
-            Connection::Single(manager) => cmd.query_async(&mut manager.clone()).await,
-            Connection::Cluster { .. } => cmd.query_async(&mut self.cluster().await?).await,
-            Connection::Sentinel { .. } => {
-                let answer = cmd.query_async(&mut self.primary().await?).await;
-                self.forget_primary_after(&answer);
-                answer
-            }
-        }
+        self.send(Request::Cmd(cmd)).await
     }
 
     pub(crate) async fn query_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+        self.send(Request::Pipe(pipe)).await
+    }
+
+    async fn send<T: FromRedisValue>(&self, request: Request<'_>) -> RedisResult<T> {
         match self {
-            Connection::Single(manager) => pipe.query_async(&mut manager.clone()).await,
-            Connection::Cluster { .. } => pipe.query_async(&mut self.cluster().await?).await,
+            Connection::Single(manager) => request.run(&mut manager.clone()).await,
+            Connection::Cluster { .. } => request.run(&mut self.cluster().await?).await,
             Connection::Sentinel { .. } => {
-                let answer = pipe.query_async(&mut self.primary().await?).await;
+                let answer = request.run(&mut self.primary().await?).await;
                 self.forget_primary_after(&answer);
                 answer
             }
@@ -160,6 +156,24 @@ impl Connection {
             if gone {
                 *primary.lock().unwrap_or_else(PoisonError::into_inner) = None;
             }
+        }
+    }
+}
+
+/// A command or a pipeline: what one connection sends.
+enum Request<'a> {
+    Cmd(&'a Cmd),
+    Pipe(&'a Pipeline),
+}
+
+impl Request<'_> {
+    async fn run<T: FromRedisValue>(
+        self,
+        connection: &mut impl redis::aio::ConnectionLike,
+    ) -> RedisResult<T> {
+        match self {
+            Request::Cmd(cmd) => cmd.query_async(connection).await,
+            Request::Pipe(pipe) => pipe.query_async(connection).await,
         }
     }
 }

@@ -86,6 +86,13 @@ pub enum RedisStoreError {
     NoRuntime,
 }
 
+/// Base64url SHA-256 of `parts` joined by `\n`: how an issuer and an id
+/// appear in Redis, so token contents never do in clear.
+pub(crate) fn hashed(parts: &[&str]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, parts.join("\n").as_bytes());
+    b64::encode(digest)
+}
+
 /// What both stores share: the connection, the keys, the timeout.
 pub(crate) struct Shared {
     pub(crate) connection: Connection,
@@ -97,11 +104,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// `<prefix><kind>:<base64url sha256(parts joined by \n)>`.
+    /// `<prefix><kind>:<hashed id>`.
     pub(crate) fn key(&self, kind: &str, parts: &[&str]) -> String {
-        let joined = parts.join("\n");
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, joined.as_bytes());
-        format!("{}{kind}:{}", self.prefix, b64::encode(digest))
+        format!("{}{kind}:{}", self.prefix, hashed(parts))
     }
 
     pub(crate) fn timeout(&self) -> Duration {

@@ -25,11 +25,7 @@ pub struct RedisRevocationStore {
 /// The mirror's member for a revoked id: kind and a SHA-256 of issuer and
 /// id, so token contents never appear in Redis in clear.
 fn member(kind: &str, iss: &str, id: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        format!("{iss}\n{id}").as_bytes(),
-    );
-    format!("{kind}:{}", svcauth_core::b64::encode(digest))
+    format!("{kind}:{}", crate::hashed(&[iss, id]))
 }
 
 impl RedisRevocationStore {

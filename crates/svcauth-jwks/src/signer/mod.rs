@@ -135,16 +135,10 @@ pub async fn sign_jws(
             jws::encode(&jws_header(signer, typ), claims, |input| key.sign(input))
         };
     }
-    let header = jws_header(signer, typ);
-    let mut token = String::with_capacity(header.len() + claims.len() * 4 / 3 + 400);
-    token.push_str(&header);
-    token.push('.');
-    token.push_str(&b64::encode(claims));
-    let signature = signer.sign(token.as_bytes()).await?;
+    let input = jws::signing_input(&jws_header(signer, typ), claims);
+    let signature = signer.sign(input.as_bytes()).await?;
     check_signature_length(signer.alg(), &signature)?;
-    token.push('.');
-    token.push_str(&b64::encode(signature));
-    Ok(token)
+    Ok(jws::attach_signature(input, &signature))
 }
 
 /// The base64url JWS header svcauth puts on what `signer` signs.

@@ -279,21 +279,15 @@ impl Pkcs11Signer {
             .token
             .sign_blocking(self.alg, input)
             .map_err(|e| Pkcs11Error::SelfCheck(e.to_string()))?;
-        let jwk = serde_json::to_value(self.public_jwk())
+        let key = self
+            .public
+            .parse_for(self.alg)
             .map_err(|e| Pkcs11Error::SelfCheck(e.to_string()))?;
-        let serde_json::Value::Object(jwk) = jwk else {
-            return Err(Pkcs11Error::SelfCheck(
-                "the public JWK is not an object".into(),
-            ));
-        };
-        crate::VerifyingKey::from_jwk(&jwk)
-            .map_err(|e| Pkcs11Error::SelfCheck(e.to_string()))?
-            .verify(self.alg, input, &signature)
-            .map_err(|_| {
-                Pkcs11Error::SelfCheck(
-                    "the token's signature does not verify with its public key".into(),
-                )
-            })
+        key.verify_sig(input, &signature).map_err(|_| {
+            Pkcs11Error::SelfCheck(
+                "the token's signature does not verify with its public key".into(),
+            )
+        })
     }
 
     /// The public key read from the token.
