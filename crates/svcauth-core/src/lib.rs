@@ -54,6 +54,7 @@ mod claims;
 mod clock;
 pub mod jws;
 mod per_thread;
+pub mod txn;
 pub mod wimse;
 
 /// Plumbing the svcauth crates share (the bounded lock-free map behind

@@ -57,6 +57,7 @@ pub struct GatewayBuilder {
     client_miss: Option<(u32, u32)>,
     client_header: Option<String>,
     clock: SharedClock,
+    txn: Option<crate::txn::TransactionTokenService>,
 }
 
 impl GatewayBuilder {
@@ -74,7 +75,19 @@ impl GatewayBuilder {
             client_miss: Some((DEFAULT_CLIENT_MISS_RATE, DEFAULT_CLIENT_MISS_BURST)),
             client_header: None,
             clock: system_clock(),
+            txn: None,
         }
+    }
+
+    /// Mints a Transaction Token for every request let in, from what the
+    /// swap said of the user (`sub`, `scope`, chosen claims as `tctx`) and
+    /// of the request (`rctx`: `req_ip`, `req_method`, `req_path`,
+    /// `client_id`), and forwards it in the `Txn-Token` header. A token
+    /// with no subject or no scope is refused (403): the draft never lets
+    /// an unknown scope pass as unconstrained.
+    pub fn txn_token_service(mut self, service: crate::txn::TransactionTokenService) -> Self {
+        self.txn = Some(service);
+        self
     }
 
     /// The longest a swap is reused (default 5 minutes): the
@@ -236,6 +249,7 @@ impl GatewayBuilder {
             client_header,
             clock: self.clock,
             counters: Counters::new(),
+            txn: self.txn,
         }))
     }
 }

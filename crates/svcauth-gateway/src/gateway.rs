@@ -83,6 +83,7 @@ pub(crate) struct Inner {
     pub(crate) client_header: Option<http::HeaderName>,
     pub(crate) clock: SharedClock,
     pub(crate) counters: Counters,
+    pub(crate) txn: Option<crate::txn::TransactionTokenService>,
 }
 
 impl Gateway {
@@ -121,6 +122,11 @@ impl Gateway {
     /// Whether JWTs at the edge go through unchanged (else they are refused).
     pub fn passes_through_jwts(&self) -> bool {
         self.inner.pass_through_jwts
+    }
+
+    /// The Transaction Token Service minting a Txn-Token per request, if any.
+    pub fn txn_token_service(&self) -> Option<&crate::txn::TransactionTokenService> {
+        self.inner.txn.as_ref()
     }
 
     pub(crate) fn counters(&self) -> &Counters {

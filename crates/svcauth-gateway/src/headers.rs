@@ -10,6 +10,9 @@
 /// `X-Forwarded-User`. A name ending in `*` is a prefix: every header that
 /// starts with it goes.
 pub const IDENTITY_HEADERS: &[&str] = &[
+    // A Transaction Token comes only from this trust domain's Transaction
+    // Token Service, never from outside (one from a client is a replay).
+    "txn-token",
     // oauth2-proxy, and proxies that copy its names.
     "x-forwarded-user",
     "x-forwarded-email",

@@ -110,6 +110,7 @@ mod limiter;
 mod metrics;
 mod response;
 mod service;
+pub mod txn;
 
 pub use builder::GatewayBuilder;
 pub use error::{ConfigError, SwapError};

@@ -39,6 +39,11 @@ pub enum Rejection {
     RateLimited,
     /// Too many unknown tokens from this client: 429.
     ClientRateLimited,
+    /// No Transaction Token can be minted for the token: it names no
+    /// subject or no scope (403).
+    NoTransaction,
+    /// The Transaction Token could not be signed (503).
+    TransactionUnavailable,
 }
 
 impl Rejection {
@@ -61,6 +66,8 @@ impl Rejection {
                 StatusCode::UNAUTHORIZED
             }
             Rejection::InvalidRequest => StatusCode::BAD_REQUEST,
+            Rejection::NoTransaction => StatusCode::FORBIDDEN,
+            Rejection::TransactionUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::ClientRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Rejection::Unavailable { .. } | Rejection::RateLimited => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -92,6 +99,14 @@ impl Rejection {
                 "slow_down",
                 "too many unknown tokens from this client; try again shortly",
             ),
+            Rejection::NoTransaction => (
+                "insufficient_scope",
+                "the access token names no subject or scope for a transaction",
+            ),
+            Rejection::TransactionUnavailable => (
+                "temporarily_unavailable",
+                "the transaction token could not be issued; try again later",
+            ),
         }
     }
 
@@ -122,7 +137,9 @@ impl Rejection {
         }
         let retry_after = match self {
             Rejection::Unavailable { retry_after } => Some(retry_after),
-            Rejection::RateLimited | Rejection::ClientRateLimited => Some(1),
+            Rejection::RateLimited
+            | Rejection::ClientRateLimited
+            | Rejection::TransactionUnavailable => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {

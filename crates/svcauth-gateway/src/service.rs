@@ -163,19 +163,64 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::swap(Box::pin(async move {
             let client_key = || client.as_ref().and_then(ClientKey::key);
-            match gateway.swap_keyed(&token, client_key).await {
-                Ok(Swapped::Jwt(value)) => {
+            let swapped = match gateway.swap_keyed(&token, client_key).await {
+                Ok(swapped) => swapped,
+                Err(error) => return Ok(Rejection::from_swap(&error).into_response()),
+            };
+            drop(token);
+            if let Some(tts) = gateway.txn_token_service() {
+                let ip = client.as_ref().and_then(ClientKey::key);
+                let entered = (request.method().clone(), request.uri().path().to_owned());
+                match mint_at_edge(tts, &swapped, entered, ip).await {
+                    Ok(value) => {
+                        request
+                            .headers_mut()
+                            .insert(svcauth_core::txn::HEADER, value);
+                    }
+                    Err(rejection) => return Ok(rejection.into_response()),
+                }
+            }
+            match swapped {
+                Swapped::Jwt(value) => {
                     request.headers_mut().insert(header::AUTHORIZATION, value);
                 }
-                Ok(Swapped::Introspected(claims)) => {
+                Swapped::Introspected(claims) => {
                     request.extensions_mut().insert(claims);
                 }
-                Err(error) => return Ok(Rejection::from_swap(&error).into_response()),
             }
-            drop(token);
             inner.call(request).await
         }))
     }
+}
+
+/// The Txn-Token for a request entering the trust domain: the user as the
+/// swap found them, and where the request came from and went.
+async fn mint_at_edge(
+    tts: &crate::txn::TransactionTokenService,
+    swapped: &Swapped,
+    (method, path): (http::Method, String),
+    client_ip: Option<String>,
+) -> Result<http::HeaderValue, Rejection> {
+    use serde_json::Value;
+    let subject = crate::txn::subject_claims(swapped);
+    let mut rctx = serde_json::Map::new();
+    if let Some(ip) = client_ip {
+        rctx.insert("req_ip".into(), Value::String(ip));
+    }
+    rctx.insert("req_method".into(), method.as_str().into());
+    rctx.insert("req_path".into(), path.into());
+    if let Some(client_id) = subject.get("client_id").and_then(Value::as_str) {
+        rctx.insert("client_id".into(), client_id.into());
+    }
+    let grant = tts.edge_grant(&subject, rctx).map_err(|error| {
+        tracing::debug!(%error, "no Txn-Token for this request");
+        Rejection::NoTransaction
+    })?;
+    let token = tts.mint(grant).await.map_err(|error| {
+        tracing::warn!(%error, "Txn-Token not minted");
+        Rejection::TransactionUnavailable
+    })?;
+    http::HeaderValue::from_str(&token).map_err(|_| Rejection::TransactionUnavailable)
 }
 
 #[cfg(test)]

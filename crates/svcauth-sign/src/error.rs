@@ -35,6 +35,11 @@ pub enum SignError {
     /// A plain-http destination that is not loopback, with a token required.
     #[error("refusing to send a token over plain http to {0}")]
     InsecureDestination(String),
+    /// The request carries a `Txn-Token` to an origin outside the trust
+    /// domain ([`crate::SignerBuilder::propagate_txn_tokens`]). Nothing
+    /// was sent: a Txn-Token is valid in its trust domain only.
+    #[error("refusing to send a Txn-Token to {0}, outside the trust domain")]
+    TxnTokenOutsideTrustDomain(String),
     /// The request URL has no scheme or host.
     #[error("the request URL is not absolute")]
     RelativeUrl,

@@ -19,6 +19,10 @@
 //!   ([`wimse::ProofLayer`]), and the identity server's side
 //!   ([`wimse::WitIssuer`]).
 //!
+//! * Transaction Tokens ([`SignerBuilder::propagate_txn_tokens`]): the
+//!   `Txn-Token` of the request being handled goes along, unmodified, on
+//!   calls to the origins of its trust domain, and nowhere else.
+//!
 //! Tokens never go to a destination without an audience, nor over plain
 //! http to a host that is not loopback (unless the `danger_` option says so),
 //! and a request that already has an `Authorization` header keeps it.
@@ -81,6 +85,7 @@ mod source;
 mod sts;
 #[cfg(feature = "tonic")]
 mod tonic;
+mod txn;
 pub mod wimse;
 
 pub use base_url::{BaseUrl, InvalidBaseUrl, UnsafePath};

@@ -95,6 +95,7 @@ pub(crate) async fn sign_reqwest(
     request: &mut reqwest::Request,
     extensions: Option<&http::Extensions>,
 ) -> Result<(), SignError> {
+    propagate_txn(signer, request, extensions)?;
     if request.headers().contains_key(header::AUTHORIZATION) {
         return Ok(());
     }
@@ -117,6 +118,26 @@ pub(crate) async fn sign_reqwest(
     Ok(())
 }
 
+/// Sets (or checks) the request's `Txn-Token` for its destination.
+fn propagate_txn(
+    signer: &Signer,
+    request: &mut reqwest::Request,
+    extensions: Option<&http::Extensions>,
+) -> Result<(), SignError> {
+    let Some(txn) = signer.txn_propagation() else {
+        return Ok(());
+    };
+    if !txn.applies(request.headers(), extensions) {
+        return Ok(());
+    }
+    let url = request.url().clone();
+    txn.apply(
+        request.headers_mut(),
+        extensions,
+        &reqwest_destination(&url)?,
+    )
+}
+
 /// For `reqwest::Client`, which is a tower service of `reqwest::Request`.
 impl<S> Service<reqwest::Request> for Sign<S>
 where
@@ -137,6 +158,9 @@ where
         if let Some(origin) = &self.origin
             && let Err(e) = reqwest_destination(request.url()).and_then(|d| origin.check(&d))
         {
+            return ResponseFuture::failed(e.into());
+        }
+        if let Err(e) = propagate_txn(&self.signer, &mut request, None) {
             return ResponseFuture::failed(e.into());
         }
         // Fast path: an unbound request with a cached token.

@@ -59,6 +59,17 @@ where
         {
             return ResponseFuture::failed(e.into());
         }
+        if let Some(txn) = self.signer.txn_propagation()
+            && txn.applies(request.headers(), Some(request.extensions()))
+        {
+            let (mut parts, body) = request.into_parts();
+            let applied = destination(&parts.uri)
+                .and_then(|d| txn.apply(&mut parts.headers, Some(&parts.extensions), &d));
+            if let Err(e) = applied {
+                return ResponseFuture::failed(e.into());
+            }
+            request = Request::from_parts(parts, body);
+        }
         if request.headers().contains_key(header::AUTHORIZATION) {
             return ResponseFuture::inner(self.inner.call(request));
         }

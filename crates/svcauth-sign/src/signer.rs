@@ -14,6 +14,7 @@ use crate::metrics::{Counters, SignerMetrics};
 use crate::route::{Destination, Resolver, Router};
 use crate::source::self_signed::SelfSigned;
 use crate::source::{OnBehalfOf, Token, TokenRequest, TokenSource};
+use crate::txn::TxnPropagation;
 
 /// Default refresh point: 80% of a token's lifetime.
 pub(crate) const DEFAULT_REFRESH_AT: f64 = 0.8;
@@ -33,6 +34,7 @@ struct Inner {
     max_body_bytes: usize,
     clock: SharedClock,
     counters: Counters,
+    txn: Option<TxnPropagation>,
 }
 
 /// Gets tokens for outbound requests: decides the audience of each
@@ -59,6 +61,7 @@ pub struct SignerBuilder {
     max_audiences: usize,
     max_body_bytes: usize,
     clock: SharedClock,
+    txn: Option<(String, Vec<String>)>,
 }
 
 impl SignerBuilder {
@@ -144,6 +147,27 @@ impl SignerBuilder {
         self
     }
 
+    /// Passes the Txn-Token of the request being handled (made current by
+    /// `svcauth-verify`, or a [`TxnToken`](svcauth_core::txn::TxnToken) in
+    /// the outbound request's extensions) on to calls to `origins`, the
+    /// trust domain `trust_domain`'s services, byte for byte; never to any
+    /// other origin, and a request carrying a `Txn-Token` elsewhere fails
+    /// with [`SignError::TxnTokenOutsideTrustDomain`]. Origins are https, or
+    /// http to loopback (unless the `danger_` option).
+    ///
+    /// With reqwest, build the client with [`Signer::redirect_policy`] (or
+    /// no redirects): reqwest's own policy carries the header along on a
+    /// redirect to another host.
+    pub fn propagate_txn_tokens<'a>(
+        mut self,
+        trust_domain: &str,
+        origins: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let origins = origins.into_iter().map(str::to_owned).collect();
+        self.txn = Some((trust_domain.to_owned(), origins));
+        self
+    }
+
     /// Builds the signer.
     pub fn build(self) -> Result<Signer, ConfigError> {
         if !(0.1..=0.95).contains(&self.refresh_at) {
@@ -161,6 +185,14 @@ impl SignerBuilder {
             self.refuse_without_audience,
             self.allow_insecure_http,
         )?;
+        let txn = match &self.txn {
+            Some((domain, origins)) => Some(TxnPropagation::new(
+                domain,
+                origins.iter().map(String::as_str),
+                self.allow_insecure_http,
+            )?),
+            None => None,
+        };
         let counters = Counters::new(self.source.name());
         Ok(Signer {
             inner: Arc::new(Inner {
@@ -172,6 +204,7 @@ impl SignerBuilder {
                 max_body_bytes: self.max_body_bytes,
                 clock: self.clock,
                 counters,
+                txn,
             }),
         })
     }
@@ -192,6 +225,7 @@ impl Signer {
             max_audiences: DEFAULT_MAX_AUDIENCES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             clock: system_clock(),
+            txn: None,
         }
     }
 
@@ -207,6 +241,10 @@ impl Signer {
     }
 
     /// Where the request goes and which token it gets.
+    pub(crate) fn txn_propagation(&self) -> Option<&TxnPropagation> {
+        self.inner.txn.as_ref()
+    }
+
     pub(crate) fn router(&self) -> &Router {
         &self.inner.router
     }

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::claims::{Authentication, VerifiedClaims};
 use crate::error::ErrorKind;
 use crate::rejection::challenge;
+use crate::txn::Transaction;
 
 /// The verified caller: `iss`, `sub`, `aud`, `act`, `jti`, expiry and the
 /// rest of [`VerifiedClaims`], by `Deref`.
@@ -66,6 +67,11 @@ pub enum AuthRejection {
     Unauthenticated,
     /// The verified claims do not fit the handler's claims type.
     ClaimsMismatch(String),
+    /// The handler needs a verified `Txn-Token` and the request has none
+    /// (require it on the route with [`crate::VerifyLayer::require_txn_token`]).
+    NoTransaction,
+    /// The Txn-Token's `tctx` does not fit the handler's type.
+    ContextMismatch(String),
 }
 
 impl fmt::Display for AuthRejection {
@@ -77,6 +83,10 @@ impl fmt::Display for AuthRejection {
             AuthRejection::Unauthenticated => f.write_str("a bearer token is required"),
             AuthRejection::ClaimsMismatch(e) => {
                 write!(f, "the token's claims do not fit this route: {e}")
+            }
+            AuthRejection::NoTransaction => f.write_str("a Txn-Token is required"),
+            AuthRejection::ContextMismatch(e) => {
+                write!(f, "the Txn-Token's tctx does not fit this route: {e}")
             }
         }
     }
@@ -96,6 +106,9 @@ impl IntoResponse for AuthRejection {
                 StatusCode::UNAUTHORIZED,
                 challenge(ErrorKind::InvalidClaims),
             ),
+            AuthRejection::NoTransaction | AuthRejection::ContextMismatch(_) => {
+                (StatusCode::FORBIDDEN, None)
+            }
         };
         let mut response =
             Response::new(axum_core::body::Body::from(Bytes::from(self.to_string())));
@@ -158,5 +171,58 @@ impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequestParts<S> for Caller
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, AuthRejection> {
         authentication(parts)?.map(|c| read(c)).transpose()
+    }
+}
+
+/// The Txn-Token's `tctx` (the transaction's immutable authorisation
+/// context) as your own type.
+///
+/// ```
+/// use serde::Deserialize;
+/// use svcauth_verify::TransactionContext;
+///
+/// #[derive(Deserialize)]
+/// struct Order { tenant: String, roles: Vec<String> }
+///
+/// async fn handler(TransactionContext(order): TransactionContext<Order>) -> String {
+///     format!("{} as {:?}", order.tenant, order.roles)
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TransactionContext<T>(pub T);
+
+fn transaction(parts: &Parts) -> Result<Option<&Transaction>, AuthRejection> {
+    if parts.extensions.get::<Authentication>().is_none() {
+        return Err(AuthRejection::LayerMissing);
+    }
+    Ok(parts.extensions.get::<Transaction>())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Transaction {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AuthRejection> {
+        transaction(parts)?
+            .cloned()
+            .ok_or(AuthRejection::NoTransaction)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Transaction {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, AuthRejection> {
+        Ok(transaction(parts)?.cloned())
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for TransactionContext<T> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AuthRejection> {
+        let txn = transaction(parts)?.ok_or(AuthRejection::NoTransaction)?;
+        txn.tctx_as()
+            .map(TransactionContext)
+            .map_err(|e| AuthRejection::ContextMismatch(e.to_string()))
     }
 }

@@ -14,6 +14,7 @@ use crate::error::ConfigError;
 use crate::metrics::Metrics;
 use crate::policy::{HmacAlgorithm, Policy};
 use crate::store::{MemoryReplayStore, ReplayStore, RevocationStore};
+use crate::txn::TxnTrust;
 use crate::verifier::{Inner, Issuer, IssuerKeys, Verifier};
 use crate::wimse::{ProofTarget, WorkloadTrust};
 
@@ -49,7 +50,13 @@ pub struct VerifierBuilder {
     proof_headers: Vec<HeaderName>,
     max_wit_lifetime: Duration,
     max_proof_lifetime: Duration,
+    /// (trust domain, TTS issuer, its keys) for Txn-Tokens.
+    txn_services: Vec<(String, String, KeySource)>,
+    max_txn_lifetime: Duration,
 }
+
+/// Default longest Txn-Token lifetime (`exp - iat`): 10 minutes.
+const DEFAULT_MAX_TXN_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Default longest WIT lifetime (`exp - iat`): 24 hours.
 const DEFAULT_MAX_WIT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -83,6 +90,8 @@ impl VerifierBuilder {
             proof_headers: Vec::new(),
             max_wit_lifetime: DEFAULT_MAX_WIT_LIFETIME,
             max_proof_lifetime: DEFAULT_MAX_PROOF_LIFETIME,
+            txn_services: Vec::new(),
+            max_txn_lifetime: DEFAULT_MAX_TXN_LIFETIME,
         }
     }
 
@@ -292,6 +301,29 @@ impl VerifierBuilder {
         self
     }
 
+    /// Verifies the `Txn-Token` of requests (draft-ietf-oauth-transaction-tokens):
+    /// this workload is in `trust_domain`, so a Txn-Token's `aud` must name
+    /// it; the token must be signed by the Transaction Token Service
+    /// `tts_issuer` with a key from `keys` (its JWKS). Call again for
+    /// another TTS of the same trust domain (a token without `iss` is then
+    /// refused: it cannot say whose key verifies it).
+    pub fn trust_txn_tokens(
+        mut self,
+        trust_domain: &str,
+        tts_issuer: &str,
+        keys: KeySource,
+    ) -> Self {
+        let entry = (trust_domain.to_owned(), tts_issuer.to_owned(), keys);
+        self.txn_services.push(entry);
+        self
+    }
+
+    /// The longest Txn-Token accepted, `exp - iat` (default 10 minutes).
+    pub fn max_txn_lifetime(mut self, max: Duration) -> Self {
+        self.max_txn_lifetime = max;
+        self
+    }
+
     /// Builds the verifier, checking the configuration.
     pub fn build(mut self) -> Result<Verifier, ConfigError> {
         if let Some(error) = self.error {
@@ -301,7 +333,10 @@ impl VerifierBuilder {
         if audience.is_empty() || audience == "*" {
             return Err(ConfigError::BadAudience);
         }
-        if self.issuers.is_empty() && self.workload_domains.is_empty() {
+        if self.issuers.is_empty()
+            && self.workload_domains.is_empty()
+            && self.txn_services.is_empty()
+        {
             return Err(ConfigError::NoIssuers);
         }
         if self.leeway > MAX_LEEWAY {
@@ -330,6 +365,7 @@ impl VerifierBuilder {
             }
         }
         let workloads = self.workload_trust()?;
+        let txn = self.txn_trust()?;
         let replay = match (self.replay, self.replay_disabled) {
             (Some(store), _) => Some(store),
             (None, true) => None,
@@ -368,6 +404,40 @@ impl VerifierBuilder {
             rejection_log: Default::default(),
             clock: self.clock,
             workloads,
+            txn,
+        }))
+    }
+
+    fn txn_trust(&mut self) -> Result<Option<TxnTrust>, ConfigError> {
+        let Some((domain, _, _)) = self.txn_services.first() else {
+            return Ok(None);
+        };
+        let trust_domain: Arc<str> = domain.as_str().into();
+        if trust_domain.is_empty() || &*trust_domain == "*" {
+            return Err(ConfigError::Invalid(
+                "a trust domain is a non-empty exact name",
+            ));
+        }
+        if self.max_txn_lifetime.is_zero() {
+            return Err(ConfigError::Invalid(
+                "the Txn-Token lifetime must be positive",
+            ));
+        }
+        let mut services: Vec<(String, KeySource)> = Vec::new();
+        for (domain, iss, keys) in self.txn_services.drain(..) {
+            if *domain != *trust_domain {
+                return Err(ConfigError::Invalid("Txn-Tokens of one trust domain only"));
+            }
+            if iss.is_empty() || services.iter().any(|(i, _)| *i == iss) {
+                return Err(ConfigError::DuplicateIssuer(iss));
+            }
+            services.push((iss, keys));
+        }
+        Ok(Some(TxnTrust {
+            trust_domain,
+            services,
+            cache: VerifiedCache::new(self.cache_capacity),
+            max_lifetime: self.max_txn_lifetime.as_secs(),
         }))
     }
 

@@ -7,11 +7,13 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::thread::LocalKey;
 
 use svcauth_core::__private::BoundedMap;
 use svcauth_core::__private::PerThread;
 
 use crate::claims::VerifiedClaims;
+use crate::txn::TxnTokenClaims;
 
 /// Entries each thread keeps of each verifier's cache.
 const LOCAL_CAPACITY: usize = 256;
@@ -23,11 +25,30 @@ thread_local! {
     /// cache line another thread writes: the entry and its claims are this
     /// thread's own allocations, so their reference counts are not contended.
     static LOCAL: RefCell<PerThread<Entry>> = const { RefCell::new(PerThread::new()) };
+    /// The same for Txn-Tokens.
+    static LOCAL_TXN: RefCell<PerThread<Entry<TxnTokenClaims>>> = const { RefCell::new(PerThread::new()) };
 }
 
-#[derive(Clone)]
-pub(crate) struct Entry {
-    pub(crate) claims: Arc<VerifiedClaims>,
+/// What a cache holds: verified claims of one kind of token, with the
+/// per-thread copies of their kind.
+pub(crate) trait Cached: Clone + Send + Sync + 'static {
+    fn local() -> &'static LocalKey<RefCell<PerThread<Entry<Self>>>>;
+}
+
+impl Cached for VerifiedClaims {
+    fn local() -> &'static LocalKey<RefCell<PerThread<Entry<Self>>>> {
+        &LOCAL
+    }
+}
+
+impl Cached for TxnTokenClaims {
+    fn local() -> &'static LocalKey<RefCell<PerThread<Entry<Self>>>> {
+        &LOCAL_TXN
+    }
+}
+
+pub(crate) struct Entry<C = VerifiedClaims> {
+    pub(crate) claims: Arc<C>,
     /// Earliest acceptable time (`nbf` less leeway), seconds.
     pub(crate) valid_from: u64,
     /// Latest acceptable time (`exp` plus leeway), seconds.
@@ -39,16 +60,25 @@ pub(crate) struct Entry {
     pub(crate) revocations: u64,
 }
 
-pub(crate) struct VerifiedCache {
-    map: BoundedMap<Box<str>, Arc<Entry>>,
+impl<C> Clone for Entry<C> {
+    fn clone(&self) -> Self {
+        Entry {
+            claims: self.claims.clone(),
+            ..*self
+        }
+    }
+}
+
+pub(crate) struct VerifiedCache<C: Cached = VerifiedClaims> {
+    map: BoundedMap<Box<str>, Arc<Entry<C>>>,
     id: u64,
 }
 
-impl VerifiedCache {
+impl<C: Cached> VerifiedCache<C> {
     pub(crate) fn new(capacity: usize) -> Self {
         VerifiedCache {
             map: BoundedMap::new(capacity),
-            id: PerThread::<Entry>::new_owner(),
+            id: PerThread::<Entry<C>>::new_owner(),
         }
     }
 
@@ -64,22 +94,18 @@ impl VerifiedCache {
     /// `token` is the raw header bytes: a thread's copy matches only a token
     /// verified before, so a match needs no UTF-8 check; the shared map is
     /// looked up only with valid UTF-8.
-    pub(crate) fn hit(
-        &self,
-        token: &[u8],
-        fresh: impl Fn(&Entry) -> bool,
-    ) -> Option<Arc<VerifiedClaims>> {
+    pub(crate) fn hit(&self, token: &[u8], fresh: impl Fn(&Entry<C>) -> bool) -> Option<Arc<C>> {
         if !self.enabled() {
             return None;
         }
-        let local = LOCAL.with(|l| {
+        let local = C::local().with(|l| {
             let copies = l.borrow();
             let entry = copies.get(self.id, token)?;
             Some(fresh(entry).then(|| entry.claims.clone()))
         });
         match local {
             Some(Some(claims)) => return Some(claims),
-            Some(None) => LOCAL.with(|l| l.borrow_mut().remove(self.id, token)),
+            Some(None) => C::local().with(|l| l.borrow_mut().remove(self.id, token)),
             None => {}
         }
         let shared = self.map.get(std::str::from_utf8(token).ok()?)?;
@@ -87,18 +113,18 @@ impl VerifiedCache {
             return None;
         }
         let copy = Entry {
-            claims: Arc::new(VerifiedClaims::clone(&shared.claims)),
+            claims: Arc::new(C::clone(&shared.claims)),
             ..Entry::clone(&shared)
         };
         let claims = copy.claims.clone();
-        LOCAL.with(|l| {
+        C::local().with(|l| {
             l.borrow_mut()
                 .insert(self.id, token, copy, LOCAL_CAPACITY, LOCAL_VERIFIERS)
         });
         Some(claims)
     }
 
-    pub(crate) fn insert(&self, token: &str, entry: Entry, now: u64) {
+    pub(crate) fn insert(&self, token: &str, entry: Entry<C>, now: u64) {
         // When full, the entries still valid are the ones worth keeping.
         self.map
             .insert(token.into(), Arc::new(entry), |e| e.valid_until >= now);

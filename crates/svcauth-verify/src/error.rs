@@ -87,11 +87,27 @@ pub enum ErrorKind {
     ProofExpired,
     /// This WPT was already used (400).
     ProofReplayed,
+    /// The route requires a `Txn-Token` and none came (403).
+    TxnTokenRequired,
+    /// The `Txn-Token` is repeated, malformed, of the wrong `typ` or `alg`,
+    /// lacks a required claim, or its signature does not verify (403).
+    TxnTokenInvalid,
+    /// The `Txn-Token` was not signed by a trusted Transaction Token
+    /// Service: unknown `iss` or key, a service's key (403).
+    TxnTokenUntrusted,
+    /// The `Txn-Token`'s `aud` is not this trust domain (403).
+    TxnTokenWrongDomain,
+    /// The `Txn-Token` has expired, is issued in the future, or lives
+    /// longer than accepted (403).
+    TxnTokenExpired,
+    /// A Txn-Token was presented in `Authorization`: it is not a
+    /// credential (401).
+    TxnTokenAsCredential,
 }
 
 impl ErrorKind {
     /// Every kind, in order; used for counters.
-    pub(crate) const ALL: [ErrorKind; 37] = [
+    pub(crate) const ALL: [ErrorKind; 43] = [
         ErrorKind::MissingToken,
         ErrorKind::InvalidRequest,
         ErrorKind::TokenTooLarge,
@@ -129,6 +145,12 @@ impl ErrorKind {
         ErrorKind::ProofMismatch,
         ErrorKind::ProofExpired,
         ErrorKind::ProofReplayed,
+        ErrorKind::TxnTokenRequired,
+        ErrorKind::TxnTokenInvalid,
+        ErrorKind::TxnTokenUntrusted,
+        ErrorKind::TxnTokenWrongDomain,
+        ErrorKind::TxnTokenExpired,
+        ErrorKind::TxnTokenAsCredential,
     ];
 
     /// A stable snake_case name, for metrics and logs.
@@ -171,6 +193,12 @@ impl ErrorKind {
             ErrorKind::ProofMismatch => "proof_mismatch",
             ErrorKind::ProofExpired => "proof_expired",
             ErrorKind::ProofReplayed => "proof_replayed",
+            ErrorKind::TxnTokenRequired => "txn_token_required",
+            ErrorKind::TxnTokenInvalid => "txn_token_invalid",
+            ErrorKind::TxnTokenUntrusted => "txn_token_untrusted",
+            ErrorKind::TxnTokenWrongDomain => "txn_token_wrong_domain",
+            ErrorKind::TxnTokenExpired => "txn_token_expired",
+            ErrorKind::TxnTokenAsCredential => "txn_token_as_credential",
         }
     }
 
@@ -216,6 +244,16 @@ impl ErrorKind {
             ErrorKind::ProofMismatch => "the workload proof token does not match this request",
             ErrorKind::ProofExpired => "the workload proof token has expired",
             ErrorKind::ProofReplayed => "the workload proof token was already used",
+            ErrorKind::TxnTokenRequired => "a Txn-Token is required",
+            ErrorKind::TxnTokenInvalid => "the Txn-Token is invalid",
+            ErrorKind::TxnTokenUntrusted => {
+                "the Txn-Token is not signed by a trusted transaction token service"
+            }
+            ErrorKind::TxnTokenWrongDomain => "the Txn-Token is for another trust domain",
+            ErrorKind::TxnTokenExpired => "the Txn-Token is expired or not valid yet",
+            ErrorKind::TxnTokenAsCredential => {
+                "a Txn-Token is not a credential: send it in the Txn-Token header"
+            }
         }
     }
 
@@ -224,6 +262,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest | ErrorKind::BodyUnreadable => StatusCode::BAD_REQUEST,
             kind if kind.is_workload_proof() => StatusCode::BAD_REQUEST,
+            kind if kind.is_txn_token() => StatusCode::FORBIDDEN,
             ErrorKind::CallerNotAllowed | ErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
             ErrorKind::KeysUnavailable | ErrorKind::StoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -240,6 +279,7 @@ impl ErrorKind {
     /// the limit, 3 INVALID_ARGUMENT for a body that could not be read.
     pub fn grpc_code(self) -> u16 {
         match self {
+            kind if kind.is_txn_token() => 7,
             ErrorKind::CallerNotAllowed | ErrorKind::InsufficientScope => 7,
             ErrorKind::KeysUnavailable | ErrorKind::StoreUnavailable => 14,
             ErrorKind::BodyTooLarge => 8,
@@ -264,6 +304,20 @@ impl ErrorKind {
         )
     }
 
+    /// Whether this is a failure of the `Txn-Token` (not of the caller's
+    /// credential): answered 403 without a challenge, since the caller
+    /// authenticated and the transaction context is what fails.
+    pub fn is_txn_token(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::TxnTokenRequired
+                | ErrorKind::TxnTokenInvalid
+                | ErrorKind::TxnTokenUntrusted
+                | ErrorKind::TxnTokenWrongDomain
+                | ErrorKind::TxnTokenExpired
+        )
+    }
+
     /// The RFC 6750 §3.1 error code, if this kind has one.
     pub fn oauth_error(self) -> Option<&'static str> {
         match self {
@@ -272,7 +326,7 @@ impl ErrorKind {
             | ErrorKind::StoreUnavailable
             | ErrorKind::BodyTooLarge
             | ErrorKind::BodyUnreadable => None,
-            kind if kind.is_workload_proof() => None,
+            kind if kind.is_workload_proof() || kind.is_txn_token() => None,
             ErrorKind::InvalidRequest => Some("invalid_request"),
             ErrorKind::CallerNotAllowed | ErrorKind::InsufficientScope => {
                 Some("insufficient_scope")

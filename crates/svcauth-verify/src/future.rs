@@ -10,7 +10,8 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 pin_project! {
     /// Response future of [`crate::Verify`]: the inner service's future on
-    /// the fast path, a ready rejection, or the slow path (key fetch, stores,
+    /// the fast path (with the request's Txn-Token current, if any), a
+    /// ready rejection, or the slow path (key fetch, stores,
     /// body buffering) boxed.
     pub struct ResponseFuture<F: Future> {
         #[pin]
@@ -22,6 +23,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F: Future> {
         Inner { #[pin] future: F },
+        Scoped { #[pin] future: svcauth_core::txn::Scoped<F> },
         Ready { output: Option<F::Output> },
         Slow { future: BoxFuture<F::Output> },
     }
@@ -31,6 +33,14 @@ impl<F: Future> ResponseFuture<F> {
     pub(crate) fn inner(future: F) -> Self {
         ResponseFuture {
             kind: Kind::Inner { future },
+        }
+    }
+
+    /// The inner service's future, polled with the request's Txn-Token
+    /// current (so that `svcauth-sign` passes it on).
+    pub(crate) fn scoped(future: svcauth_core::txn::Scoped<F>) -> Self {
+        ResponseFuture {
+            kind: Kind::Scoped { future },
         }
     }
 
@@ -55,6 +65,7 @@ impl<F: Future> Future for ResponseFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         match self.project().kind.project() {
             KindProj::Inner { future } => future.poll(cx),
+            KindProj::Scoped { future } => future.poll(cx),
             KindProj::Ready { output } => {
                 Poll::Ready(output.take().expect("polled after completion"))
             }

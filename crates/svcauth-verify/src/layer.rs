@@ -107,6 +107,23 @@ impl VerifyLayer {
         self.with(|o| o.rules.require_proof_from.push(iss))
     }
 
+    /// Requires a verified `Txn-Token` on these routes (403
+    /// `txn_token_required` without one). A `Txn-Token` that is present is
+    /// verified on every route of a verifier that trusts Txn-Tokens
+    /// ([`VerifierBuilder::trust_txn_tokens`](crate::VerifierBuilder::trust_txn_tokens)),
+    /// required or not.
+    pub fn require_txn_token(self) -> Self {
+        self.with(|o| o.rules.require_txn = true)
+    }
+
+    /// Requires a `Txn-Token` whose `scope` has every scope in `scopes`
+    /// (403 `insufficient_scope` otherwise): the transaction's purpose,
+    /// as the Transaction Token Service decided it.
+    pub fn require_txn_scopes<'a>(self, scopes: impl IntoIterator<Item = &'a str>) -> Self {
+        let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
+        self.with(|o| o.rules.txn_scopes.extend(scopes))
+    }
+
     /// Replaces the JSON body of rejections. Status and `WWW-Authenticate`
     /// stay as RFC 6750 wants them.
     pub fn rejection_body(

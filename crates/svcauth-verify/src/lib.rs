@@ -12,6 +12,11 @@
 //!   Token checked against its trust domain's keys and cached, with a
 //!   Workload Proof Token checked on every request and accepted once;
 //!   [`VerifyLayer::require_proof`] refuses bearer tokens.
+//! * Transaction Tokens ([`VerifierBuilder::trust_txn_tokens`]): a
+//!   `Txn-Token` header verified beside the service token against the
+//!   trust domain's Transaction Token Service keys, cached, handed to
+//!   handlers as a [`Transaction`] and made current for `svcauth-sign` to
+//!   pass on; [`VerifyLayer::require_txn_token`] requires one.
 //! * SPIFFE JWT-SVIDs ([`VerifierBuilder::trust_jwt_svids`]): bearer
 //!   tokens whose trust domain, in `sub`, picks the keys from its bundle.
 //! * [`ReplayStore`] and [`RevocationStore`]: state for single-use bound
@@ -98,11 +103,12 @@ mod service;
 mod store;
 mod svid;
 mod token;
+mod txn;
 mod verifier;
 mod wimse;
 
 #[cfg(feature = "axum")]
-pub use axum::{AuthRejection, Caller, CallerClaims};
+pub use axum::{AuthRejection, Caller, CallerClaims, TransactionContext};
 pub use builder::{DEFAULT_CACHE_CAPACITY, MAX_LEEWAY, VerifierBuilder};
 pub use claims::{Authentication, Proof, VerifiedClaims};
 pub use error::{ConfigError, ErrorKind, VerifyError};
@@ -115,4 +121,5 @@ pub use store::{
     MemoryReplayStore, MemoryRevocationStore, ReplayStore, RevocationGeneration, RevocationQuery,
     RevocationStore, StoreError, StoreFuture,
 };
+pub use txn::{Transaction, TxnTokenClaims};
 pub use verifier::Verifier;

@@ -191,6 +191,10 @@ pub(crate) struct RouteRules {
     /// Bearer tokens of these issuers are refused (migration, caller by
     /// caller).
     pub(crate) require_proof_from: Vec<String>,
+    /// A verified `Txn-Token` is required.
+    pub(crate) require_txn: bool,
+    /// Scopes the `Txn-Token` must carry (and so requires one).
+    pub(crate) txn_scopes: Vec<String>,
 }
 
 impl RouteRules {
@@ -219,6 +223,33 @@ impl RouteRules {
         }
         Ok(())
     }
+
+    /// Whether a request without a `Txn-Token` is refused.
+    pub(crate) fn requires_txn(&self) -> bool {
+        self.require_txn || !self.txn_scopes.is_empty()
+    }
+
+    /// The route's rules for the request's Txn-Token, `None` when it has
+    /// none.
+    pub(crate) fn authorize_txn(
+        &self,
+        txn: Option<&crate::txn::TxnTokenClaims>,
+    ) -> Result<(), VerifyError> {
+        let Some(txn) = txn else {
+            return match self.requires_txn() {
+                true => Err(ErrorKind::TxnTokenRequired.into()),
+                false => Ok(()),
+            };
+        };
+        if !self
+            .txn_scopes
+            .iter()
+            .all(|s| txn.scopes().any(|have| have == s))
+        {
+            return Err(ErrorKind::InsufficientScope.into());
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for RouteRules {
@@ -230,6 +261,8 @@ impl fmt::Debug for RouteRules {
             .field("scopes", &self.scopes)
             .field("require_proof", &self.require_proof)
             .field("require_proof_from", &self.require_proof_from)
+            .field("require_txn", &self.require_txn)
+            .field("txn_scopes", &self.txn_scopes)
             .finish()
     }
 }

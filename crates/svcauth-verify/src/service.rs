@@ -14,6 +14,7 @@ use crate::future::ResponseFuture;
 use crate::layer::{RouteOptions, VerifyLayer};
 use crate::policy::RequestTarget;
 use crate::rejection;
+use crate::txn::{Transaction, TxnFast};
 use crate::verifier::Verifier;
 
 /// The verifying service. A rejection is a response, never an `Err`: the
@@ -75,7 +76,8 @@ where
             return self.admit_workload(request);
         }
         // Fast path: a token verified before, on a route without binding,
-        // found by the header's raw bytes (see `bearer_token_bytes`).
+        // found by the header's raw bytes (see `bearer_token_bytes`), with
+        // its Txn-Token (if any) cached too.
         if !options.rules.require_binding
             && let Some(raw) = svcauth_core::bearer_token_bytes(request.headers())
             && let Some(claims) = verifier.cached_bytes(raw)
@@ -83,33 +85,49 @@ where
             if let Err(error) = options.rules.authorize(&claims) {
                 return self.reject(error, request.headers());
             }
-            request
-                .extensions_mut()
-                .insert(Authentication(Some(claims)));
-            return ResponseFuture::inner(self.inner.call(request));
+            match verifier.txn_fast(request.headers(), &options.rules) {
+                Err(error) => return self.reject(error, request.headers()),
+                Ok(TxnFast::Ready(txn)) => {
+                    request
+                        .extensions_mut()
+                        .insert(Authentication(Some(claims)));
+                    return self.call_inner(request, txn);
+                }
+                Ok(TxnFast::Verify) => {}
+            }
         }
 
         let token = match svcauth_core::bearer_token(request.headers())
             .map_err(|_| ErrorKind::InvalidRequest)
         {
-            Ok(Some(token)) => token,
+            Ok(Some(token)) => Some(token.to_owned()),
             Ok(None) if options.optional => {
-                request.extensions_mut().insert(Authentication(None));
-                return ResponseFuture::inner(self.inner.call(request));
+                match verifier.txn_fast(request.headers(), &options.rules) {
+                    Err(error) => return self.reject(error, request.headers()),
+                    Ok(TxnFast::Ready(txn)) => {
+                        request.extensions_mut().insert(Authentication(None));
+                        return self.call_inner(request, txn);
+                    }
+                    Ok(TxnFast::Verify) => None,
+                }
             }
             Ok(None) => return self.reject(ErrorKind::MissingToken.into(), request.headers()),
             Err(kind) => return self.reject(kind.into(), request.headers()),
         };
 
         // Slow path.
-        let token = token.to_owned();
         let mut inner = self.take_ready_inner();
         let verifier = self.verifier.clone();
         let options = self.options.clone();
         let grpc = rejection::is_grpc(request.headers());
         ResponseFuture::slow(Box::pin(async move {
-            match admit(&verifier, &options, &token, request).await {
-                Ok(request) => inner.call(request).await,
+            match admit(&verifier, &options, token.as_deref(), request).await {
+                Ok((request, None)) => inner.call(request).await,
+                Ok((request, Some(txn))) => {
+                    let token = txn.token().clone();
+                    let future = token.clone().sync_scope(|| inner.call(request));
+                    token.scope(future).await
+                }
                 Err(error) => Ok(rejection::response(error, &options.body, grpc)),
             }
         }))
@@ -117,6 +135,26 @@ where
 }
 
 impl<S> Verify<S> {
+    /// Hands the request on, with its verified Txn-Token (if any) in its
+    /// extensions and current while the inner service handles it.
+    fn call_inner<B, ResBody>(
+        &mut self,
+        mut request: Request<B>,
+        txn: Option<Transaction>,
+    ) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>>,
+    {
+        let Some(txn) = txn else {
+            return ResponseFuture::inner(self.inner.call(request));
+        };
+        let token = txn.token().clone();
+        request.extensions_mut().insert(txn);
+        let inner = &mut self.inner;
+        let future = token.clone().sync_scope(|| inner.call(request));
+        ResponseFuture::scoped(token.scope(future))
+    }
+
     /// A request with WIMSE credentials: the WIT and its proof decide, on
     /// the slow path (the proof is new on every request and accepted once).
     fn admit_workload<B, ResBody>(&mut self, request: Request<B>) -> ResponseFuture<S::Future>
@@ -138,10 +176,27 @@ impl<S> Verify<S> {
                 uri: &parts.uri,
                 headers: &parts.headers,
             };
-            match verifier.check_workload(target, &options.rules).await {
-                Ok(claims) => {
+            let admitted = match verifier.check_workload(target, &options.rules).await {
+                Ok(claims) => match verifier.admit_txn(&parts.headers, &options.rules).await {
+                    Ok(txn) => Ok((claims, txn)),
+                    Err(error) => {
+                        verifier.reject(&error);
+                        Err(error)
+                    }
+                },
+                Err(error) => Err(error),
+            };
+            match admitted {
+                Ok((claims, txn)) => {
                     tracing::debug!(workload = claims.sub(), "workload proof accepted");
                     parts.extensions.insert(Authentication(Some(claims)));
+                    if let Some(txn) = txn {
+                        let token = txn.token().clone();
+                        parts.extensions.insert(txn);
+                        let request = Request::from_parts(parts, body);
+                        let future = token.clone().sync_scope(|| inner.call(request));
+                        return token.scope(future).await;
+                    }
                     inner.call(Request::from_parts(parts, body)).await
                 }
                 Err(error) => Ok(rejection::response(error, &options.body, grpc)),
@@ -164,19 +219,26 @@ impl<S> Verify<S> {
     }
 }
 
-/// Runs the verifier's one pipeline for the request; the body is read only
-/// for a bound token, and handed on intact either way.
+/// Runs the verifier's one pipeline for the request (its token, if any,
+/// then its Txn-Token); the body is read only for a bound token, and handed
+/// on intact either way.
 async fn admit<B>(
     verifier: &Verifier,
     options: &RouteOptions,
-    token: &str,
+    token: Option<&str>,
     request: Request<B>,
-) -> Result<Request<B>, VerifyError>
+) -> Result<(Request<B>, Option<Transaction>), VerifyError>
 where
     B: BodyFromBytes + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut parts, body) = request.into_parts();
+    let Some(token) = token else {
+        parts.extensions.insert(Authentication(None));
+        let txn = verifier.admit_txn(&parts.headers, &options.rules).await;
+        let txn = txn.inspect_err(|error| verifier.reject(error))?;
+        return Ok((Request::from_parts(parts, body), txn));
+    };
     let mut body = Some(body);
     let target = RequestTarget {
         method: &parts.method,
@@ -210,5 +272,7 @@ where
         (None, None) => return Err(ErrorKind::BodyUnreadable.into()),
     };
     parts.extensions.insert(Authentication(Some(claims)));
-    Ok(Request::from_parts(parts, body))
+    let txn = verifier.admit_txn(&parts.headers, &options.rules).await;
+    let txn = txn.inspect_err(|error| verifier.reject(error))?;
+    Ok((Request::from_parts(parts, body), txn))
 }

@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     pub(crate) clock: SharedClock,
     /// Trust domains for WITs, when configured.
     pub(crate) workloads: Option<crate::wimse::WorkloadTrust>,
+    /// The trust domain and Transaction Token Services, when configured.
+    pub(crate) txn: Option<crate::txn::TxnTrust>,
 }
 
 /// Verifies service tokens. Cheap to clone; clones share the key sources,
@@ -330,6 +332,9 @@ impl Verifier {
         let inner = &*self.inner;
         let policy = &inner.policy;
         let parsed = token::parse(token, policy.max_token_bytes)?;
+        if crate::txn::is_txn_token(parsed.header.typ.as_deref()) {
+            return Err(ErrorKind::TxnTokenAsCredential.into());
+        }
         // The issuer first: an untrusted iss never causes a key lookup or
         // fetch. Failing that, a JWT-SVID of a trusted trust domain, under
         // its own header rules.

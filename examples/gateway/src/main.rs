@@ -41,6 +41,7 @@ use svcauth_sign::{BaseUrl, ClientAuth, StsClient};
 
 #[path = "../../common/mod.rs"]
 mod common;
+mod txn;
 use common::Metrics;
 
 /// Largest request or response body forwarded: 10 MiB.
@@ -53,6 +54,10 @@ Routes:
   *    /*         with token exchange: the opaque token is swapped for a JWT
                   and the request forwarded to --upstream + its path
   GET  /whoami    with --introspection-endpoint: what introspection said
+  GET  /txn-token-service/jwks.json   with --txn-token-service: the keys that
+                  verify the Txn-Tokens forwarded in the Txn-Token header
+  POST /txn-token-service/token       with --txn-token-service: Txn-Token
+                  Requests (RFC 8693) from --txn-requester workloads
 
 Example:
   gateway --upstream http://127.0.0.1:8082 --token-endpoint https://as.example/token \\
@@ -163,6 +168,8 @@ struct Args {
     /// anyone on the path can read the exchanged JWTs.
     #[arg(long, env = "GATEWAY_DANGER_ALLOW_INSECURE_HTTP")]
     danger_allow_insecure_http: bool,
+    #[command(flatten)]
+    txn: txn::TxnArgs,
 }
 
 #[derive(Clone)]
@@ -253,6 +260,18 @@ async fn run(args: Args) -> Result<(), String> {
     if args.pass_through_jwts {
         builder = builder.pass_through_jwts();
     }
+    let scheme = if args.tls.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let tts = args.txn.service(
+        &format!("{scheme}://{}", args.listen),
+        args.tls.keys_client(cert_key)?,
+    )?;
+    if let Some(tts) = &tts {
+        builder = builder.txn_token_service(tts.clone());
+    }
     let gateway = builder.build().map_err(|e| e.to_string())?;
     // No redirects (the client sees them), no proxy from the environment
     // (it would see every exchanged JWT).
@@ -283,10 +302,24 @@ async fn run(args: Args) -> Result<(), String> {
     } else {
         Router::new().fallback(forward)
     };
-    let app = guarded
+    let mut app = guarded
         .layer(PhantomTokenLayer::new(gateway))
         .route("/healthz", get(healthz))
         .with_state(state);
+    if let Some(tts) = tts {
+        let jwks = tts.clone();
+        app = app
+            .route(
+                txn::JWKS_PATH,
+                get(move || async move {
+                    (
+                        [(http::header::CONTENT_TYPE, "application/jwk-set+json")],
+                        jwks.jwks(),
+                    )
+                }),
+            )
+            .merge(tts.router(txn::TOKEN_PATH));
+    }
     // No body limit here: bodies stream to the upstream, which limits them.
     let app = common::http_layers(app, None);
     let app = metrics.attach(app, args.metrics_listen).await?;

@@ -30,7 +30,7 @@ use clap::Parser;
 use demo_grpc::{Demo, demo_server::DemoServer};
 use serde_json::json;
 use svcauth_jwks::KeySource;
-use svcauth_verify::{Caller, Verifier, VerifyLayer};
+use svcauth_verify::{Caller, Transaction, Verifier, VerifyLayer};
 
 #[path = "../../common/mod.rs"]
 mod common;
@@ -45,7 +45,9 @@ Routes:
   GET  /whoami    who called: the verified iss, sub, aud, kid, all claims, and
                   the proof: bearer, or wpt with the workload identifier
                   for a caller that sent a WIT and its proof (--wit-trust,
-                  --spiffe-bundle); a JWT-SVID caller is spiffe://TRUST_DOMAIN
+                  --spiffe-bundle); a JWT-SVID caller is spiffe://TRUST_DOMAIN;
+                  with --txn-trust, the verified Txn-Token's claims under
+                  txn_token (whose transaction, through which path)
   POST /echo      the body back; a request-bound token is checked against the
                   request (method, URL, query, body) and accepted once
   GET  /healthz   readiness; to loopback callers also each issuer's key source
@@ -180,6 +182,29 @@ struct Args {
         value_name = "URL"
     )]
     proof_target: Vec<String>,
+    /// Verify the `Txn-Token` header (a Transaction Token) of requests:
+    /// signed by the Transaction Token Service TTS_ISSUER with a key of the
+    /// JWKS at URL (repeatable), for --trust-domain. `GET /whoami` then
+    /// shows the verified claims under "txn_token".
+    #[arg(
+        long = "txn-trust",
+        env = "SERVICE_B_TXN_TRUST",
+        value_delimiter = ',',
+        value_name = "TTS_ISSUER=JWKS_URL",
+        requires = "trust_domain"
+    )]
+    txn_trust: Vec<String>,
+    /// This service's trust domain: a Txn-Token's `aud` must name it.
+    #[arg(
+        long = "trust-domain",
+        env = "SERVICE_B_TRUST_DOMAIN",
+        value_name = "NAME",
+        requires = "txn_trust"
+    )]
+    trust_domain: Option<String>,
+    /// Refuse requests without a valid Txn-Token (403 txn_token_required).
+    #[arg(long, env = "SERVICE_B_REQUIRE_TXN_TOKEN", requires = "txn_trust")]
+    require_txn_token: bool,
 }
 
 #[derive(Clone)]
@@ -196,6 +221,7 @@ async fn run(args: Args) -> Result<(), String> {
         mut sources,
         wit_sources,
         svid_sources,
+        txn_sources,
     } = trust::sources(&args)?;
     let mut builder = Verifier::builder(&args.audience)
         .leeway(Duration::from_secs(args.leeway_secs))
@@ -209,6 +235,11 @@ async fn run(args: Args) -> Result<(), String> {
     }
     for (domain, source) in &svid_sources {
         builder = builder.trust_jwt_svids(domain, source.clone());
+    }
+    if let Some(domain) = &args.trust_domain {
+        for (tts, source) in &txn_sources {
+            builder = builder.trust_txn_tokens(domain, tts, source.clone());
+        }
     }
     if !wit_sources.is_empty() {
         for url in proof_targets(&args) {
@@ -235,6 +266,9 @@ async fn run(args: Args) -> Result<(), String> {
     if args.require_proof {
         layer = layer.require_proof();
     }
+    if args.require_txn_token {
+        layer = layer.require_txn_token();
+    }
     sources.extend(
         wit_sources
             .into_iter()
@@ -244,6 +278,11 @@ async fn run(args: Args) -> Result<(), String> {
         svid_sources
             .into_iter()
             .map(|(domain, source)| (format!("spiffe://{domain} (jwt-svid)"), source)),
+    );
+    sources.extend(
+        txn_sources
+            .into_iter()
+            .map(|(tts, source)| (format!("{tts} (txn-token service)"), source)),
     );
 
     let grpc_layer = layer.clone();
@@ -349,10 +388,11 @@ fn not_here(
     )
 }
 
-/// Who called: the verified claims.
-async fn whoami(caller: Caller) -> Json<serde_json::Value> {
+/// Who called: the verified claims; with a verified Txn-Token, on whose
+/// behalf and in which transaction, under "txn_token".
+async fn whoami(caller: Caller, txn: Option<Transaction>) -> Json<serde_json::Value> {
     let claims: serde_json::Value = serde_json::from_slice(caller.raw_json()).unwrap_or_default();
-    Json(json!({
+    let mut answer = json!({
         "iss": caller.iss(),
         "sub": caller.sub(),
         "proof": caller.proof().as_str(),
@@ -360,7 +400,11 @@ async fn whoami(caller: Caller) -> Json<serde_json::Value> {
         "aud": caller.aud(),
         "kid": caller.kid(),
         "claims": claims,
-    }))
+    });
+    if let Some(txn) = txn {
+        answer["txn_token"] = serde_json::from_slice(txn.raw_json()).unwrap_or_default();
+    }
+    Json(answer)
 }
 
 /// The body, as received (a bound token's binding was checked against it).

@@ -1,5 +1,5 @@
 //! The key sources service-b trusts, from its flags: `--trust`,
-//! `--trust-oidc`, `--wit-trust` and `--spiffe-bundle`, each fetched through
+//! `--trust-oidc`, `--wit-trust`, `--spiffe-bundle` and `--txn-trust`, each fetched through
 //! the client `--ca-file` / `--client-cert` configure.
 
 use std::time::Duration;
@@ -16,6 +16,8 @@ pub(crate) struct Sources {
     pub(crate) wit_sources: Vec<(String, KeySource)>,
     /// JWT-SVID trust domains: `(trust domain, keys)`.
     pub(crate) svid_sources: Vec<(String, KeySource)>,
+    /// Transaction Token Services: `(iss, keys)`.
+    pub(crate) txn_sources: Vec<(String, KeySource)>,
 }
 
 fn split_pair(pair: &str) -> Result<(&str, &str), String> {
@@ -85,9 +87,21 @@ pub(crate) fn sources(args: &Args) -> Result<Sources, String> {
             }
         }
     }
+    let mut txn_sources = Vec::new();
+    for pair in &args.txn_trust {
+        let (tts, url) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--txn-trust: expected TTS_ISSUER=JWKS_URL, got {pair:?}"))?;
+        let source = with_client(KeySource::remote(url).map_err(|e| e.to_string())?)
+            .cooldown(Duration::from_secs(args.unknown_kid_cooldown_secs))
+            .build()
+            .map_err(|e| format!("--txn-trust {pair}: {e}"))?;
+        txn_sources.push((tts.to_owned(), source));
+    }
     Ok(Sources {
         sources,
         wit_sources,
         svid_sources,
+        txn_sources,
     })
 }
