@@ -177,13 +177,9 @@ impl<S> Verify<S> {
                 headers: &parts.headers,
             };
             let admitted = match verifier.check_workload(target, &options.rules).await {
-                Ok(claims) => match verifier.admit_txn(&parts.headers, &options.rules).await {
-                    Ok(txn) => Ok((claims, txn)),
-                    Err(error) => {
-                        verifier.reject(&error);
-                        Err(error)
-                    }
-                },
+                Ok(claims) => admit_txn(&verifier, &options, &mut parts)
+                    .await
+                    .map(|txn| (claims, txn)),
                 Err(error) => Err(error),
             };
             match admitted {
@@ -192,7 +188,6 @@ impl<S> Verify<S> {
                     parts.extensions.insert(Authentication(Some(claims)));
                     if let Some(txn) = txn {
                         let token = txn.token().clone();
-                        parts.extensions.insert(txn);
                         let request = Request::from_parts(parts, body);
                         let future = token.clone().sync_scope(|| inner.call(request));
                         return token.scope(future).await;
@@ -235,8 +230,7 @@ where
     let (mut parts, body) = request.into_parts();
     let Some(token) = token else {
         parts.extensions.insert(Authentication(None));
-        let txn = verifier.admit_txn(&parts.headers, &options.rules).await;
-        let txn = txn.inspect_err(|error| verifier.reject(error))?;
+        let txn = admit_txn(verifier, options, &mut parts).await?;
         return Ok((Request::from_parts(parts, body), txn));
     };
     let mut body = Some(body);
@@ -272,7 +266,20 @@ where
         (None, None) => return Err(ErrorKind::BodyUnreadable.into()),
     };
     parts.extensions.insert(Authentication(Some(claims)));
+    let txn = admit_txn(verifier, options, &mut parts).await?;
+    Ok((Request::from_parts(parts, body), txn))
+}
+
+/// The request's Txn-Token under the route's rules, into its extensions.
+async fn admit_txn(
+    verifier: &Verifier,
+    options: &RouteOptions,
+    parts: &mut http::request::Parts,
+) -> Result<Option<Transaction>, VerifyError> {
     let txn = verifier.admit_txn(&parts.headers, &options.rules).await;
     let txn = txn.inspect_err(|error| verifier.reject(error))?;
-    Ok((Request::from_parts(parts, body), txn))
+    if let Some(txn) = &txn {
+        parts.extensions.insert(txn.clone());
+    }
+    Ok(txn)
 }

@@ -367,9 +367,11 @@ impl Verifier {
     }
 }
 
-/// Whether a bearer token is a Txn-Token (its `typ`), read without any
-/// other check: such a token is refused as a credential, with a reason
-/// that says so.
-pub(crate) fn is_txn_token(typ: Option<&str>) -> bool {
-    is_type(typ, txn::TYPE)
+/// Refuses a bearer token that is a Txn-Token (by its `typ`, read before
+/// any other check), with a reason that says so: it is not a credential.
+pub(crate) fn not_a_credential(typ: Option<&str>) -> Result<(), ErrorKind> {
+    match is_type(typ, txn::TYPE) {
+        true => Err(ErrorKind::TxnTokenAsCredential),
+        false => Ok(()),
+    }
 }

@@ -332,9 +332,7 @@ impl Verifier {
         let inner = &*self.inner;
         let policy = &inner.policy;
         let parsed = token::parse(token, policy.max_token_bytes)?;
-        if crate::txn::is_txn_token(parsed.header.typ.as_deref()) {
-            return Err(ErrorKind::TxnTokenAsCredential.into());
-        }
+        crate::txn::not_a_credential(parsed.header.typ.as_deref())?;
         // The issuer first: an untrusted iss never causes a key lookup or
         // fetch. Failing that, a JWT-SVID of a trusted trust domain, under
         // its own header rules.
