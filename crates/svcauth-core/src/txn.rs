@@ -41,6 +41,8 @@ use crate::claims::{Audience, numeric_date};
 
 /// The request header carrying a Txn-Token (lower case, as `http` wants).
 pub const HEADER: &str = crate::wimse::TXN_TOKEN;
+/// [`HEADER`] as a header name: a lookup with it parses nothing.
+pub const HEADER_NAME: http::HeaderName = http::HeaderName::from_static(HEADER);
 /// The JWS `typ` of a Txn-Token.
 pub const TYPE: &str = "txntoken+jwt";
 /// The token type URN: `requested_token_type` and `issued_token_type` of a
@@ -135,9 +137,12 @@ impl TxnClaims {
 /// byte) and the trust domain it was verified for. Its `Debug` never shows
 /// the token (the draft forbids logging it verbatim).
 #[derive(Clone)]
-pub struct TxnToken {
+pub struct TxnToken(Arc<Held>);
+
+/// One allocation, so that passing the token around is one reference count.
+struct Held {
     value: HeaderValue,
-    trust_domain: Arc<str>,
+    trust_domain: Box<str>,
 }
 
 thread_local! {
@@ -148,21 +153,21 @@ thread_local! {
 impl TxnToken {
     /// The token in `value`, valid in `trust_domain`. `svcauth-verify`
     /// makes one for each verified `Txn-Token` header.
-    pub fn new(value: HeaderValue, trust_domain: impl Into<Arc<str>>) -> Self {
-        TxnToken {
+    pub fn new(value: HeaderValue, trust_domain: &str) -> Self {
+        TxnToken(Arc::new(Held {
             value,
             trust_domain: trust_domain.into(),
-        }
+        }))
     }
 
     /// The header value, exactly as received.
     pub fn header_value(&self) -> &HeaderValue {
-        &self.value
+        &self.0.value
     }
 
     /// The trust domain the token was verified for (its `aud`).
     pub fn trust_domain(&self) -> &str {
-        &self.trust_domain
+        &self.0.trust_domain
     }
 
     /// The Txn-Token of the request being handled: set while a future in
@@ -191,13 +196,28 @@ impl TxnToken {
         let _guard = Swap::enter(&mut slot);
         f()
     }
+
+    /// Calls `call` with this token current, and scopes the future it
+    /// returns ([`scope`](Self::scope)): for a service whose `call` does
+    /// work of its own before its future is polled.
+    pub fn scope_call<F: Future>(self, call: impl FnOnce() -> F) -> Scoped<F> {
+        let mut slot = Some(self);
+        let future = {
+            let _guard = Swap::enter(&mut slot);
+            call()
+        };
+        Scoped {
+            future,
+            token: slot,
+        }
+    }
 }
 
 impl fmt::Debug for TxnToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TxnToken")
-            .field("trust_domain", &self.trust_domain)
-            .field("bytes", &self.value.len())
+            .field("trust_domain", &self.0.trust_domain)
+            .field("bytes", &self.0.value.len())
             .finish_non_exhaustive()
     }
 }

@@ -89,7 +89,7 @@ impl TxnPropagation {
         extensions: Option<&Extensions>,
         d: &Destination<'_>,
     ) -> Result<(), SignError> {
-        let present = headers.contains_key(txn::HEADER);
+        let present = headers.contains_key(&txn::HEADER_NAME);
         if !self.covers(d) {
             if present {
                 return Err(SignError::TxnTokenOutsideTrustDomain(d.origin()));
@@ -97,7 +97,7 @@ impl TxnPropagation {
             return Ok(());
         }
         if !present && let Some(value) = self.token(extensions) {
-            headers.insert(txn::HEADER, value);
+            headers.insert(txn::HEADER_NAME, value);
         }
         Ok(())
     }
@@ -105,7 +105,7 @@ impl TxnPropagation {
     /// Whether anything is to be done for a request: it carries a
     /// `Txn-Token` already, or one is at hand.
     pub(crate) fn applies(&self, headers: &HeaderMap, extensions: Option<&Extensions>) -> bool {
-        headers.contains_key(txn::HEADER)
+        headers.contains_key(&txn::HEADER_NAME)
             || TxnToken::is_current()
             || extensions.is_some_and(|e| e.get::<TxnToken>().is_some())
     }

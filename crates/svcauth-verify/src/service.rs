@@ -80,12 +80,12 @@ where
         // its Txn-Token (if any) cached too.
         if !options.rules.require_binding
             && let Some(raw) = svcauth_core::bearer_token_bytes(request.headers())
-            && let Some(claims) = verifier.cached_bytes(raw)
+            && let Some((claims, now)) = verifier.cached_at(raw)
         {
             if let Err(error) = options.rules.authorize(&claims) {
                 return self.reject(error, request.headers());
             }
-            match verifier.txn_fast(request.headers(), &options.rules) {
+            match verifier.txn_fast(request.headers(), &options.rules, now) {
                 Err(error) => return self.reject(error, request.headers()),
                 Ok(TxnFast::Ready(txn)) => {
                     request
@@ -102,7 +102,7 @@ where
         {
             Ok(Some(token)) => Some(token.to_owned()),
             Ok(None) if options.optional => {
-                match verifier.txn_fast(request.headers(), &options.rules) {
+                match verifier.txn_fast(request.headers(), &options.rules, verifier.now()) {
                     Err(error) => return self.reject(error, request.headers()),
                     Ok(TxnFast::Ready(txn)) => {
                         request.extensions_mut().insert(Authentication(None));
@@ -124,9 +124,7 @@ where
             match admit(&verifier, &options, token.as_deref(), request).await {
                 Ok((request, None)) => inner.call(request).await,
                 Ok((request, Some(txn))) => {
-                    let token = txn.token().clone();
-                    let future = token.clone().sync_scope(|| inner.call(request));
-                    token.scope(future).await
+                    txn.token().clone().scope_call(|| inner.call(request)).await
                 }
                 Err(error) => Ok(rejection::response(error, &options.body, grpc)),
             }
@@ -151,8 +149,7 @@ impl<S> Verify<S> {
         let token = txn.token().clone();
         request.extensions_mut().insert(txn);
         let inner = &mut self.inner;
-        let future = token.clone().sync_scope(|| inner.call(request));
-        ResponseFuture::scoped(token.scope(future))
+        ResponseFuture::scoped(token.scope_call(|| inner.call(request)))
     }
 
     /// A request with WIMSE credentials: the WIT and its proof decide, on
@@ -187,10 +184,8 @@ impl<S> Verify<S> {
                     tracing::debug!(workload = claims.sub(), "workload proof accepted");
                     parts.extensions.insert(Authentication(Some(claims)));
                     if let Some(txn) = txn {
-                        let token = txn.token().clone();
                         let request = Request::from_parts(parts, body);
-                        let future = token.clone().sync_scope(|| inner.call(request));
-                        return token.scope(future).await;
+                        return txn.token().clone().scope_call(|| inner.call(request)).await;
                     }
                     inner.call(Request::from_parts(parts, body)).await
                 }

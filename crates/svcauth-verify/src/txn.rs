@@ -180,7 +180,7 @@ pub(crate) enum TxnHeader<'a> {
 }
 
 pub(crate) fn txn_header(headers: &HeaderMap) -> TxnHeader<'_> {
-    let mut values = headers.get_all(txn::HEADER).iter();
+    let mut values = headers.get_all(&txn::HEADER_NAME).iter();
     match (values.next(), values.next()) {
         (None, _) => TxnHeader::Absent,
         (Some(value), None) => TxnHeader::One(value),
@@ -203,6 +203,7 @@ impl Verifier {
         &self,
         headers: &HeaderMap,
         rules: &RouteRules,
+        now: u64,
     ) -> Result<TxnFast, VerifyError> {
         let Some(trust) = self.txn_trust() else {
             return match rules.requires_txn() {
@@ -216,7 +217,7 @@ impl Verifier {
                 Ok(TxnFast::Ready(None))
             }
             TxnHeader::Repeated => Err(ErrorKind::TxnTokenInvalid.into()),
-            TxnHeader::One(value) => match self.cached_txn(trust, value.as_bytes()) {
+            TxnHeader::One(value) => match self.cached_txn(trust, value.as_bytes(), now) {
                 Some(claims) => {
                     rules.authorize_txn(Some(&claims))?;
                     Ok(TxnFast::Ready(Some(Transaction(claims))))
@@ -233,7 +234,7 @@ impl Verifier {
         headers: &HeaderMap,
         rules: &RouteRules,
     ) -> Result<Option<Transaction>, VerifyError> {
-        if let TxnFast::Ready(settled) = self.txn_fast(headers, rules)? {
+        if let TxnFast::Ready(settled) = self.txn_fast(headers, rules, self.now())? {
             return Ok(settled);
         }
         let TxnHeader::One(value) = txn_header(headers) else {
@@ -267,7 +268,7 @@ impl Verifier {
         value: &HeaderValue,
     ) -> Result<Arc<TxnTokenClaims>, VerifyError> {
         let trust = self.txn_trust().ok_or(ErrorKind::TxnTokenUntrusted)?;
-        if let Some(claims) = self.cached_txn(trust, value.as_bytes()) {
+        if let Some(claims) = self.cached_txn(trust, value.as_bytes(), self.now()) {
             return Ok(claims);
         }
         let (claims, entry) = self.verify_txn_uncached(trust, value).await?;
@@ -278,8 +279,7 @@ impl Verifier {
         Ok(claims)
     }
 
-    fn cached_txn(&self, trust: &TxnTrust, token: &[u8]) -> Option<Arc<TxnTokenClaims>> {
-        let now = self.now();
+    fn cached_txn(&self, trust: &TxnTrust, token: &[u8], now: u64) -> Option<Arc<TxnTokenClaims>> {
         trust.cache.hit(token, |entry| {
             now <= entry.valid_until
                 && trust.services[entry.issuer].1.generation() == entry.generation
@@ -342,7 +342,7 @@ impl Verifier {
         let claims = Arc::new(TxnTokenClaims {
             claims,
             payload: Bytes::from(parsed.payload),
-            token: TxnToken::new(value.clone(), trust.trust_domain.clone()),
+            token: TxnToken::new(value.clone(), &trust.trust_domain),
             kid: parsed.header.kid,
             alg,
         });

@@ -253,9 +253,15 @@ impl Verifier {
     /// [`cached`](Verifier::cached) for the raw bytes of a header: only a
     /// token verified before can match, so they need no validation first.
     pub(crate) fn cached_bytes(&self, token: &[u8]) -> Option<Arc<VerifiedClaims>> {
+        self.cached_at(token).map(|(claims, _)| claims)
+    }
+
+    /// [`cached_bytes`](Self::cached_bytes), and the time (seconds) it
+    /// was checked at, for the request's other checks.
+    pub(crate) fn cached_at(&self, token: &[u8]) -> Option<(Arc<VerifiedClaims>, u64)> {
         let facade = &self.inner.metrics.facade;
         let sample = facade.sample_hit();
-        let (claims, issuer, revocations) = self.cache_hit(token)?;
+        let (claims, issuer, revocations, now) = self.cache_hit(token)?;
         if revocations.ask() {
             return None;
         }
@@ -268,13 +274,13 @@ impl Verifier {
             sub = claims.sub(),
             "token accepted from cache"
         );
-        Some(claims)
+        Some((claims, now))
     }
 
     /// A cached verification still good now (time, key set, deny-list),
     /// and the index of its issuer. A revocation store without a local copy
     /// of the deny-list is still to be asked.
-    fn cache_hit(&self, token: &[u8]) -> Option<(Arc<VerifiedClaims>, usize, Revocations)> {
+    fn cache_hit(&self, token: &[u8]) -> Option<(Arc<VerifiedClaims>, usize, Revocations, u64)> {
         let clock = self.inner.clock.now();
         let (now, revocations) = (clock.as_secs(), self.revocations(clock));
         let issuer = std::cell::Cell::new(0);
@@ -285,7 +291,7 @@ impl Verifier {
                 && self.inner.issuers[entry.issuer].generation() == entry.generation
                 && revocations.covers(entry.revocations)
         })?;
-        Some((claims, issuer.get(), revocations))
+        Some((claims, issuer.get(), revocations, now))
     }
 
     /// Signature, claims and revocation; the cache in front. Returns whether
@@ -294,7 +300,7 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<(Arc<VerifiedClaims>, Found), VerifyError> {
-        if let Some((claims, issuer, revocations)) = self.cache_hit(token.as_bytes()) {
+        if let Some((claims, issuer, revocations, _)) = self.cache_hit(token.as_bytes()) {
             if revocations.ask() {
                 self.check_revocation(&claims).await?;
             }

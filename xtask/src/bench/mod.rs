@@ -7,6 +7,7 @@ mod memory;
 mod report;
 mod revocation;
 mod slow_signer;
+mod txn;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,8 +23,9 @@ struct Figure {
 }
 
 /// The baseline of each group, by function name.
-const BASELINES: [&str; 7] = [
+const BASELINES: [&str; 8] = [
     "cache_hit_without_revocation",
+    "service_token_only",
     "jsonwebtoken_decode",
     "bare_router",
     "bare_client",
@@ -121,7 +123,7 @@ const QUICK: [&str; 6] = [
 /// What a full run measures twice more: the ratios closest to their targets
 /// and most exposed to this VM's run-to-run noise.
 const REPEAT_FILTER: &str =
-    "^(layer/[^/]+/(bare_router|noop_layer|verify_layer_cache_hit)$|sign_layer/|concurrency/)";
+    "^(layer/[^/]+/(bare_router|noop_layer|verify_layer_cache_hit)$|sign_layer/|concurrency/|txn/)";
 
 fn criterion(timing: &[&str], filter: Option<&str>) -> Result<(), String> {
     let mut args = vec!["bench", "--package", "svcauth-benches", "--benches", "--"];
@@ -182,6 +184,13 @@ fn key_ratios(groups: &Groups) -> Vec<(String, Option<f64>)> {
             ),
         ));
     }
+    out.push((
+        "11. txn/EdDSA: service and Txn-Token ÷ service token only".into(),
+        ratio(
+            get("txn/EdDSA", "service_and_txn_token"),
+            get("txn/EdDSA", "service_token_only"),
+        ),
+    ));
     out.push((
         "3. sign layer on a hit, ns over the bare client".into(),
         get("sign_layer", "sign_layer_cache_hit")

@@ -236,6 +236,7 @@ fn targets(groups: &Groups, load: &Load, [memory, slow, revoked]: &[Value; 3]) -
     });
     out.push(super::slow_signer::target(slow));
     out.extend(super::revocation::targets(groups, revoked));
+    out.extend(super::txn::targets(groups));
     out
 }
 
