@@ -163,6 +163,66 @@ pub fn valid_tokens() -> Vec<String> {
     out
 }
 
+/// The Transaction Token Service the `txn` target trusts (it signs with the
+/// EdDSA key).
+pub const TTS: &str = "https://tts.example.org";
+/// The scopes the requesting workload ([`ISSUER`]) may start with.
+pub const TXN_SCOPES: [&str; 2] = ["orders.read", "reports.run"];
+
+/// A verifier of Txn-Tokens of [`TRUST_DOMAIN`] signed by [`TTS`], also
+/// trusting [`ISSUER`]'s service tokens, at [`NOW`].
+pub fn txn_verifier() -> &'static Verifier {
+    static VERIFIER: OnceLock<Verifier> = OnceLock::new();
+    VERIFIER.get_or_init(|| {
+        let tts = json!({ "keys": [keys()[0].public_jwk()] }).to_string();
+        let tts = KeySet::from_jwks(tts.as_bytes(), 1 << 20).expect("fuzz JWKS");
+        Verifier::builder(AUDIENCE)
+            .trust(ISSUER, key_source())
+            .trust_txn_tokens(TRUST_DOMAIN, TTS, KeySource::fixed(tts))
+            .clock(Arc::new(ManualClock::at_secs(NOW)))
+            .build()
+            .expect("fuzz txn verifier")
+    })
+}
+
+/// The Transaction Token Service itself at [`NOW`], signing with the
+/// EdDSA key; [`ISSUER`] may request, with [`TXN_SCOPES`].
+pub fn txn_service() -> &'static svcauth_gateway::txn::TransactionTokenService {
+    static SERVICE: OnceLock<svcauth_gateway::txn::TransactionTokenService> = OnceLock::new();
+    SERVICE.get_or_init(|| {
+        let clock = Arc::new(ManualClock::at_secs(NOW));
+        let key = SigningKey::from_pkcs8_pem(PEMS[0].0, Some(PEMS[0].1)).expect("fuzz key");
+        let workloads = Verifier::builder(TTS)
+            .trust(ISSUER, key_source())
+            .clock(clock.clone())
+            .build()
+            .expect("fuzz workload verifier");
+        svcauth_gateway::txn::TransactionTokenService::builder(
+            TRUST_DOMAIN,
+            TTS,
+            svcauth_jwks::KeyRing::new(key),
+        )
+        .clock(clock)
+        .authenticate_workloads(workloads)
+        .allow_requester(ISSUER, TXN_SCOPES)
+        .build()
+        .expect("fuzz TTS")
+    })
+}
+
+/// A Txn-Token the `txn` target's verifier accepts.
+pub fn valid_txn_token() -> String {
+    let key = &keys()[0];
+    token(
+        key,
+        &json!({ "alg": "EdDSA", "typ": "txntoken+jwt", "kid": key.kid() }),
+        &json!({ "iss": TTS, "iat": NOW - 5, "exp": NOW + 115, "aud": TRUST_DOMAIN,
+            "txn": "97053963-771d-49cc-a4e3-20aad399c312", "sub": "alice", "scope": "orders.read reports.run",
+            "req_wl": "https://gateway.example.org", "tctx": { "tenant": "blue" },
+            "rctx": { "req_ip": "203.0.113.7" } }),
+    )
+}
+
 /// The seed corpora: (target, file name, contents).
 pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut seeds = Vec::new();
@@ -235,6 +295,19 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "jwt-active",
         [&[1u8][..], answer.as_bytes()].concat(),
     );
+    add("txn", "header", valid_txn_token().into_bytes());
+    let form = |subject: &str, subject_type: &str, scope: &str| {
+        format!(
+            "\ngrant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange\
+             &requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Atxn_token\
+             &audience={TRUST_DOMAIN}&scope={scope}&subject_token={subject}\
+             &subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3A{subject_type}\
+             &request_details=%7B%22order%22%3A%2242%22%7D"
+        )
+        .into_bytes()
+    };
+    add("txn", "replacement", form(&valid_txn_token(), "txn_token", "orders.read"));
+    add("txn", "unsigned", form("%7B%22sub%22%3A%22u%22%7D", "unsigned_json", "reports.run"));
     add("wimse", "pair", valid_wimse_request().into_bytes());
     add(
         "wimse",

@@ -274,6 +274,9 @@ fn reads(target: &str) -> &'static str {
         "authorization" => "`Authorization` headers (RFC 6750 §2.1), both readers",
         "binding" => "request binding: `htu` normalisation, body and query hashes",
         "wimse" => "WIMSE WIT + WPT through the workload verifier; workload identifiers",
+        "txn" => {
+            "Txn-Token headers through the verifier; Txn-Token Requests (RFC 8693 forms) at the TTS"
+        }
         _ => "",
     }
 }

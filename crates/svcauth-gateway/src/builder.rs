@@ -81,8 +81,8 @@ impl GatewayBuilder {
 
     /// Mints a Transaction Token for every request let in, from what the
     /// swap said of the user (`sub`, `scope`, chosen claims as `tctx`) and
-    /// of the request (`rctx`: `req_ip`, `req_method`, `req_path`,
-    /// `client_id`), and forwards it in the `Txn-Token` header. A token
+    /// of the request (`rctx`: `req_ip`, `req_method`, `req_path`, and
+    /// with introspection the token's `client_id`), and forwards it in the `Txn-Token` header. A token
     /// with no subject or no scope is refused (403): the draft never lets
     /// an unknown scope pass as unconstrained.
     pub fn txn_token_service(mut self, service: crate::txn::TransactionTokenService) -> Self {

@@ -209,7 +209,11 @@ async fn mint_at_edge(
     }
     rctx.insert("req_method".into(), method.as_str().into());
     rctx.insert("req_path".into(), path.into());
-    if let Some(client_id) = subject.get("client_id").and_then(Value::as_str) {
+    // The client the user's token was issued to: what introspection says.
+    // An exchanged JWT's `client_id` names the gateway itself (RFC 9068).
+    if let Swapped::Introspected(_) = swapped
+        && let Some(client_id) = subject.get("client_id").and_then(Value::as_str)
+    {
         rctx.insert("client_id".into(), client_id.into());
     }
     let grant = tts.edge_grant(&subject, rctx).map_err(|error| {

@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: the example pair, live, with a transcript of real
 //! requests and answers. Every step is checked; any surprise exits non-zero.
+//! The HSM step is in `hsm.rs`, the Transaction Token steps in `txn.rs`.
 
 use std::io::Write;
 use std::path::Path;
@@ -16,6 +17,7 @@ use svcauth_tests::{
 
 mod hsm;
 pub(crate) mod http;
+mod txn;
 use http::{Transcript, curl, http, token_line, wait_ready, with_token};
 
 const A_ISS: &str = "https://a.internal";
@@ -46,7 +48,10 @@ pub(crate) fn start_provider(gateway_key: &Path) -> Result<OidcProvider, String>
             private_key_jwt_client("gateway", public, &[TOKEN_EXCHANGE]),
             secret_client(EDGE_CLIENT, EDGE_SECRET, &["client_credentials"]),
         ],
-        "resources": { B_AUD: { "alg": "ES256", "ttl": 300 } },
+        "resources": {
+            B_AUD: { "alg": "ES256", "ttl": 300 },
+            txn::B2_AUD: { "alg": "ES256", "ttl": 300, "scope": "orders:read" },
+        },
     });
     OidcProvider::start(config).ok_or_else(|| needs.to_owned())
 }
@@ -89,6 +94,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
 
     let (a_port, b_port) = (free_port(), free_port());
     let b_url = format!("http://127.0.0.1:{b_port}");
+    let txn_ports = txn::ports();
     let a_args = [
         "--issuer",
         A_ISS,
@@ -96,6 +102,8 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         &format!("{B_AUD}={b_url}"),
         "--call",
         &format!("{C_AUD}={b_url}"),
+        "--call",
+        &format!("{}=http://127.0.0.1:{}", txn::B2_AUD, txn_ports.1),
         "--danger-expose-tokens",
         // A short overlap, so the rotation step need not wait five minutes.
         "--rotation-overlap-secs",
@@ -210,6 +218,8 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     let gateway = Example::spawn_on(g_port, "gateway", &g_args, log("gateway.log")?);
     wait_ready(g_port, "gateway", |r| r.status == 200)?;
     println!("gateway on 127.0.0.1:{g_port}, exchanging opaque tokens for JWTs to {B_AUD}");
+    let op_token = op.token_endpoint();
+    let chain = txn::start(txn_ports, a_port, &op.issuer, &op_token, &gateway_key, log)?;
     println!("(logs in {})\n", logs.display());
     let a_kid = http("GET", a_port, "/healthz", &[], "")?.json()["kid"]
         .as_str()
@@ -424,8 +434,12 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         ),
     }
 
+    // 10-12. Transaction Tokens across the edge.
+    txn::steps(&mut t, &chain, &bearer, a_port)?;
+
     let steps = t.steps;
     drop((
+        chain,
         gateway,
         service_b,
         op,
