@@ -13,7 +13,9 @@ use svcauth_core::__private::BoundedMap;
 use svcauth_core::__private::PerThread;
 
 use crate::claims::VerifiedClaims;
+use crate::store::Revocations;
 use crate::txn::TxnTokenClaims;
+use crate::verifier::Verifier;
 
 /// Entries each thread keeps of each verifier's cache.
 const LOCAL_CAPACITY: usize = 256;
@@ -132,5 +134,63 @@ impl<C: Cached> VerifiedCache<C> {
 
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+}
+
+/// The fast path of the [`Verifier`]: a lookup in its cache.
+impl Verifier {
+    /// The fast path: a token verified before, still valid, under the same
+    /// key set and deny-list generation (a revocation store that keeps the
+    /// deny-list in this process is not asked again). No await, no lock,
+    /// no JSON, no signature.
+    pub fn cached(&self, token: &str) -> Option<Arc<VerifiedClaims>> {
+        self.cached_bytes(token.as_bytes())
+    }
+
+    /// [`cached`](Verifier::cached) for the raw bytes of a header: only a
+    /// token verified before can match, so they need no validation first.
+    pub(crate) fn cached_bytes(&self, token: &[u8]) -> Option<Arc<VerifiedClaims>> {
+        self.cached_at(token).map(|(claims, _)| claims)
+    }
+
+    /// [`cached_bytes`](Self::cached_bytes), and the time (seconds) it
+    /// was checked at, for the request's other checks.
+    pub(crate) fn cached_at(&self, token: &[u8]) -> Option<(Arc<VerifiedClaims>, u64)> {
+        let facade = &self.inner().metrics.facade;
+        let sample = facade.sample_hit();
+        let (claims, issuer, revocations, now) = self.cache_hit(token)?;
+        if revocations.ask() {
+            return None;
+        }
+        self.inner().metrics.accepted(true, issuer);
+        if let Some(start) = sample {
+            facade.duration(true, start.elapsed());
+        }
+        tracing::trace!(
+            iss = claims.iss(),
+            sub = claims.sub(),
+            "token accepted from cache"
+        );
+        Some((claims, now))
+    }
+
+    /// A cached verification still good now (time, key set, deny-list),
+    /// and the index of its issuer. A revocation store without a local copy
+    /// of the deny-list is still to be asked.
+    pub(crate) fn cache_hit(
+        &self,
+        token: &[u8],
+    ) -> Option<(Arc<VerifiedClaims>, usize, Revocations, u64)> {
+        let clock = self.inner().clock.now();
+        let (now, revocations) = (clock.as_secs(), self.revocations(clock));
+        let issuer = std::cell::Cell::new(0);
+        let claims = self.inner().cache.hit(token, |entry| {
+            issuer.set(entry.issuer);
+            now >= entry.valid_from
+                && now <= entry.valid_until
+                && self.inner().issuers[entry.issuer].generation() == entry.generation
+                && revocations.covers(entry.revocations)
+        })?;
+        Some((claims, issuer.get(), revocations, now))
     }
 }

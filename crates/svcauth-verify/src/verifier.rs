@@ -16,7 +16,7 @@ use crate::claims::VerifiedClaims;
 use crate::error::{ErrorKind, VerifyError};
 use crate::metrics::{Metrics, VerifierMetrics};
 use crate::policy::{HmacAlgorithm, Policy, RequestTarget, RouteRules};
-use crate::store::{ReplayStore, RevocationStore, Revocations};
+use crate::store::{ReplayStore, RevocationStore};
 use crate::token::{self, HeaderAlg, Hmac};
 
 pub(crate) enum IssuerKeys {
@@ -37,7 +37,7 @@ pub(crate) struct Issuer {
 
 impl Issuer {
     /// The generation of the issuer's current key set.
-    fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         match &self.keys {
             IssuerKeys::Source(source) => source.generation(),
             IssuerKeys::Hmac { .. } => 0,
@@ -240,58 +240,6 @@ impl Verifier {
             ),
             None => tracing::debug!(reason = kind.as_str(), "token rejected"),
         }
-    }
-
-    /// The fast path: a token verified before, still valid, under the same
-    /// key set and deny-list generation (a revocation store that keeps the
-    /// deny-list in this process is not asked again). No await, no lock,
-    /// no JSON, no signature.
-    pub fn cached(&self, token: &str) -> Option<Arc<VerifiedClaims>> {
-        self.cached_bytes(token.as_bytes())
-    }
-
-    /// [`cached`](Verifier::cached) for the raw bytes of a header: only a
-    /// token verified before can match, so they need no validation first.
-    pub(crate) fn cached_bytes(&self, token: &[u8]) -> Option<Arc<VerifiedClaims>> {
-        self.cached_at(token).map(|(claims, _)| claims)
-    }
-
-    /// [`cached_bytes`](Self::cached_bytes), and the time (seconds) it
-    /// was checked at, for the request's other checks.
-    pub(crate) fn cached_at(&self, token: &[u8]) -> Option<(Arc<VerifiedClaims>, u64)> {
-        let facade = &self.inner.metrics.facade;
-        let sample = facade.sample_hit();
-        let (claims, issuer, revocations, now) = self.cache_hit(token)?;
-        if revocations.ask() {
-            return None;
-        }
-        self.inner.metrics.accepted(true, issuer);
-        if let Some(start) = sample {
-            facade.duration(true, start.elapsed());
-        }
-        tracing::trace!(
-            iss = claims.iss(),
-            sub = claims.sub(),
-            "token accepted from cache"
-        );
-        Some((claims, now))
-    }
-
-    /// A cached verification still good now (time, key set, deny-list),
-    /// and the index of its issuer. A revocation store without a local copy
-    /// of the deny-list is still to be asked.
-    fn cache_hit(&self, token: &[u8]) -> Option<(Arc<VerifiedClaims>, usize, Revocations, u64)> {
-        let clock = self.inner.clock.now();
-        let (now, revocations) = (clock.as_secs(), self.revocations(clock));
-        let issuer = std::cell::Cell::new(0);
-        let claims = self.inner.cache.hit(token, |entry| {
-            issuer.set(entry.issuer);
-            now >= entry.valid_from
-                && now <= entry.valid_until
-                && self.inner.issuers[entry.issuer].generation() == entry.generation
-                && revocations.covers(entry.revocations)
-        })?;
-        Some((claims, issuer.get(), revocations, now))
     }
 
     /// Signature, claims and revocation; the cache in front. Returns whether
