@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::thread::LocalKey;
 
 use svcauth_core::__private::BoundedMap;
 use svcauth_core::__private::PerThread;
@@ -34,18 +33,22 @@ thread_local! {
 /// What a cache holds: verified claims of one kind of token, with the
 /// per-thread copies of their kind.
 pub(crate) trait Cached: Clone + Send + Sync + 'static {
-    fn local() -> &'static LocalKey<RefCell<PerThread<Entry<Self>>>>;
+    /// Runs `f` on this thread's copies (the static itself, so that the
+    /// thread-local access inlines as it would written out).
+    fn with_local<R>(f: impl FnOnce(&RefCell<PerThread<Entry<Self>>>) -> R) -> R;
 }
 
 impl Cached for VerifiedClaims {
-    fn local() -> &'static LocalKey<RefCell<PerThread<Entry<Self>>>> {
-        &LOCAL
+    #[inline]
+    fn with_local<R>(f: impl FnOnce(&RefCell<PerThread<Entry<Self>>>) -> R) -> R {
+        LOCAL.with(f)
     }
 }
 
 impl Cached for TxnTokenClaims {
-    fn local() -> &'static LocalKey<RefCell<PerThread<Entry<Self>>>> {
-        &LOCAL_TXN
+    #[inline]
+    fn with_local<R>(f: impl FnOnce(&RefCell<PerThread<Entry<Self>>>) -> R) -> R {
+        LOCAL_TXN.with(f)
     }
 }
 
@@ -100,14 +103,14 @@ impl<C: Cached> VerifiedCache<C> {
         if !self.enabled() {
             return None;
         }
-        let local = C::local().with(|l| {
+        let local = C::with_local(|l| {
             let copies = l.borrow();
             let entry = copies.get(self.id, token)?;
             Some(fresh(entry).then(|| entry.claims.clone()))
         });
         match local {
             Some(Some(claims)) => return Some(claims),
-            Some(None) => C::local().with(|l| l.borrow_mut().remove(self.id, token)),
+            Some(None) => C::with_local(|l| l.borrow_mut().remove(self.id, token)),
             None => {}
         }
         let shared = self.map.get(std::str::from_utf8(token).ok()?)?;
@@ -119,7 +122,7 @@ impl<C: Cached> VerifiedCache<C> {
             ..Entry::clone(&shared)
         };
         let claims = copy.claims.clone();
-        C::local().with(|l| {
+        C::with_local(|l| {
             l.borrow_mut()
                 .insert(self.id, token, copy, LOCAL_CAPACITY, LOCAL_VERIFIERS)
         });

@@ -59,13 +59,23 @@ impl<F: Future> ResponseFuture<F> {
     }
 }
 
+/// Out of line, so that the Txn-Token's scope adds nothing to the hot
+/// poll of a request without one.
+#[inline(never)]
+fn poll_scoped<F: Future>(
+    future: Pin<&mut svcauth_core::txn::Scoped<F>>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    future.poll(cx)
+}
+
 impl<F: Future> Future for ResponseFuture<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         match self.project().kind.project() {
             KindProj::Inner { future } => future.poll(cx),
-            KindProj::Scoped { future } => future.poll(cx),
+            KindProj::Scoped { future } => poll_scoped(future, cx),
             KindProj::Ready { output } => {
                 Poll::Ready(output.take().expect("polled after completion"))
             }

@@ -26,6 +26,9 @@ pub struct Verify<S> {
     inner: S,
     verifier: Verifier,
     options: Arc<RouteOptions>,
+    /// Whether Txn-Tokens are looked at here: the verifier trusts them or
+    /// the route requires one. When not, the fast path skips them.
+    txn: bool,
 }
 
 impl<S> Verify<S> {
@@ -40,10 +43,12 @@ impl<S> Verify<S> {
     }
 
     pub(crate) fn new(inner: S, verifier: Verifier, options: Arc<RouteOptions>) -> Self {
+        let txn = verifier.trust_domain().is_some() || options.rules.requires_txn();
         Verify {
             inner,
             verifier,
             options,
+            txn,
         }
     }
 
@@ -85,13 +90,25 @@ where
             if let Err(error) = options.rules.authorize(&claims) {
                 return self.reject(error, request.headers());
             }
+            if !self.txn {
+                request
+                    .extensions_mut()
+                    .insert(Authentication(Some(claims)));
+                return ResponseFuture::inner(self.inner.call(request));
+            }
             match verifier.txn_fast(request.headers(), &options.rules, now) {
                 Err(error) => return self.reject(error, request.headers()),
-                Ok(TxnFast::Ready(txn)) => {
+                Ok(TxnFast::Ready(None)) => {
                     request
                         .extensions_mut()
                         .insert(Authentication(Some(claims)));
-                    return self.call_inner(request, txn);
+                    return ResponseFuture::inner(self.inner.call(request));
+                }
+                Ok(TxnFast::Ready(Some(txn))) => {
+                    request
+                        .extensions_mut()
+                        .insert(Authentication(Some(claims)));
+                    return self.call_in_transaction(request, txn);
                 }
                 Ok(TxnFast::Verify) => {}
             }
@@ -106,7 +123,10 @@ where
                     Err(error) => return self.reject(error, request.headers()),
                     Ok(TxnFast::Ready(txn)) => {
                         request.extensions_mut().insert(Authentication(None));
-                        return self.call_inner(request, txn);
+                        return match txn {
+                            Some(txn) => self.call_in_transaction(request, txn),
+                            None => ResponseFuture::inner(self.inner.call(request)),
+                        };
                     }
                     Ok(TxnFast::Verify) => None,
                 }
@@ -133,19 +153,16 @@ where
 }
 
 impl<S> Verify<S> {
-    /// Hands the request on, with its verified Txn-Token (if any) in its
-    /// extensions and current while the inner service handles it.
-    fn call_inner<B, ResBody>(
+    /// Hands the request on with its verified Txn-Token in its extensions
+    /// and current while the inner service handles it.
+    fn call_in_transaction<B, ResBody>(
         &mut self,
         mut request: Request<B>,
-        txn: Option<Transaction>,
+        txn: Transaction,
     ) -> ResponseFuture<S::Future>
     where
         S: Service<Request<B>, Response = Response<ResBody>>,
     {
-        let Some(txn) = txn else {
-            return ResponseFuture::inner(self.inner.call(request));
-        };
         let token = txn.token().clone();
         request.extensions_mut().insert(txn);
         let inner = &mut self.inner;

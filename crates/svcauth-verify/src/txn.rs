@@ -199,6 +199,7 @@ pub(crate) enum TxnFast {
 impl Verifier {
     /// The fast path's part: a cached Txn-Token, no token where none is
     /// required, or a rejection; otherwise the slow path must verify.
+    #[inline]
     pub(crate) fn txn_fast(
         &self,
         headers: &HeaderMap,
