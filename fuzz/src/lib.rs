@@ -306,8 +306,16 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         )
         .into_bytes()
     };
-    add("txn", "replacement", form(&valid_txn_token(), "txn_token", "orders.read"));
-    add("txn", "unsigned", form("%7B%22sub%22%3A%22u%22%7D", "unsigned_json", "reports.run"));
+    add(
+        "txn",
+        "replacement",
+        form(&valid_txn_token(), "txn_token", "orders.read"),
+    );
+    add(
+        "txn",
+        "unsigned",
+        form("%7B%22sub%22%3A%22u%22%7D", "unsigned_json", "reports.run"),
+    );
     add("wimse", "pair", valid_wimse_request().into_bytes());
     add(
         "wimse",

@@ -19,6 +19,11 @@ const MAX_RESPONSE_AGE_SECS: u64 = 300;
 pub struct Introspected(Arc<Map<String, Value>>);
 
 impl Introspected {
+    #[cfg(test)]
+    pub(crate) fn from_answer(answer: Map<String, Value>) -> Self {
+        Introspected(Arc::new(answer))
+    }
+
     /// The answer's members (`active`, `sub`, `client_id`, `scope`, ...).
     pub fn claims(&self) -> &Map<String, Value> {
         &self.0

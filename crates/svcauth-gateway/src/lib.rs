@@ -13,6 +13,11 @@
 //! * [`Gateway::introspection`]: validation only, by RFC 7662 introspection
 //!   (optionally RFC 9701 signed answers); the claims go into the request's
 //!   extensions as [`Introspected`] and no token is forwarded.
+//! * [`txn::TransactionTokenService`]: the trust domain's Transaction Token
+//!   Service (draft-ietf-oauth-transaction-tokens): with
+//!   [`GatewayBuilder::txn_token_service`], every request let in goes on
+//!   with a `Txn-Token` (the user, the scope, the request that entered);
+//!   workloads ask for Txn-Tokens by RFC 8693 token exchange.
 //! * [`PhantomTokenLayer`] / [`PhantomToken`]: the tower layer. It also
 //!   strips [`IDENTITY_HEADERS`] a client could forge, and refuses JWTs
 //!   presented at the edge (unless [`GatewayBuilder::pass_through_jwts`]).

@@ -249,6 +249,58 @@ mod tests {
         }
     }
 
+    /// At the edge, the Txn-Token says who and what from the swap, and
+    /// where from the request; `client_id` only from introspection (an
+    /// exchanged JWT's names the gateway).
+    #[test]
+    fn the_edge_mints_from_the_swap_and_the_request() {
+        use svcauth_core::Algorithm;
+        use svcauth_jwks::{KeyRing, SigningKey};
+        let ring = KeyRing::new(SigningKey::generate(Algorithm::EdDSA).unwrap());
+        let tts = crate::txn::TransactionTokenService::builder("example.org", "https://tts", ring)
+            .build()
+            .unwrap();
+        let answer = serde_json::json!({ "active": true, "sub": "alice", "scope": "orders.read",
+            "client_id": "mobile", "tenant": "blue", "password": "never-copied" });
+        let introspected = Swapped::Introspected(crate::introspection::Introspected::from_answer(
+            answer.as_object().unwrap().clone(),
+        ));
+        let entered = (http::Method::POST, "/orders/42".to_owned());
+        let mint = mint_at_edge(&tts, &introspected, entered, Some("203.0.113.7".into()));
+        let value = block_on(mint).unwrap();
+        let (_, payload) = svcauth_core::jws::peek(value.to_str().unwrap()).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(
+            (claims["sub"].as_str(), claims["scope"].as_str()),
+            (Some("alice"), Some("orders.read"))
+        );
+        assert_eq!(claims["tctx"], serde_json::json!({ "tenant": "blue" }));
+        assert_eq!(
+            claims["rctx"],
+            serde_json::json!({ "req_ip": "203.0.113.7", "req_method": "POST",
+                "req_path": "/orders/42", "client_id": "mobile" })
+        );
+        // No scope: no transaction, never an unconstrained one.
+        let unscoped = Swapped::Introspected(crate::introspection::Introspected::from_answer(
+            serde_json::json!({ "active": true, "sub": "alice" })
+                .as_object()
+                .unwrap()
+                .clone(),
+        ));
+        let entered = (http::Method::GET, "/".to_owned());
+        let refused = block_on(mint_at_edge(&tts, &unscoped, entered, None));
+        assert_eq!(refused.unwrap_err(), Rejection::NoTransaction);
+    }
+
+    /// A future signed with a key in memory is ready at its first poll.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(future).poll(&mut cx) {
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => panic!("an in-memory key signs at once"),
+        }
+    }
+
     #[test]
     fn rejections_answer_rfc_6750() {
         let response: Response<bytes::Bytes> = Rejection::InactiveToken.into_response();

@@ -214,14 +214,7 @@ impl RouteRules {
         if !listed || self.predicate.as_ref().is_some_and(|p| !p(claims)) {
             return Err(ErrorKind::CallerNotAllowed.into());
         }
-        if !self
-            .scopes
-            .iter()
-            .all(|s| claims.scopes().any(|have| have == s))
-        {
-            return Err(ErrorKind::InsufficientScope.into());
-        }
-        Ok(())
+        has_all(&self.scopes, || claims.scopes())
     }
 
     /// Whether a request without a `Txn-Token` is refused.
@@ -241,14 +234,19 @@ impl RouteRules {
                 false => Ok(()),
             };
         };
-        if !self
-            .txn_scopes
-            .iter()
-            .all(|s| txn.scopes().any(|have| have == s))
-        {
-            return Err(ErrorKind::InsufficientScope.into());
-        }
-        Ok(())
+        has_all(&self.txn_scopes, || txn.scopes())
+    }
+}
+
+/// Every scope of `required` among those `have` lists (403
+/// `insufficient_scope` otherwise).
+fn has_all<'a, I: Iterator<Item = &'a str>>(
+    required: &[String],
+    have: impl Fn() -> I,
+) -> Result<(), VerifyError> {
+    match required.iter().all(|s| have().any(|h| h == s)) {
+        true => Ok(()),
+        false => Err(ErrorKind::InsufficientScope.into()),
     }
 }
 

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use svcauth_verify::ReplayStore;
 
+use super::exchange::Params;
 use super::{ExchangeError, Requester, TransactionTokenService};
 
 /// The largest request form: 64 KiB.
@@ -43,13 +44,8 @@ impl TransactionTokenService {
             .workloads
             .as_ref()
             .ok_or_else(|| invalid_client("no workload is trusted here"))?;
-        let param = |name: &str| {
-            let mut values = form.iter().filter(|(n, _)| n == name);
-            match (values.next(), values.next()) {
-                (Some((_, v)), None) => Some(v.as_str()),
-                _ => None,
-            }
-        };
+        let params = Params::parse(form)?;
+        let param = |name: &str| params.get(name);
         let bearer = svcauth_core::bearer_token(headers)
             .map_err(|_| invalid_client("the Authorization header is malformed"))?;
         let (token, assertion) = match (bearer, param("client_assertion")) {

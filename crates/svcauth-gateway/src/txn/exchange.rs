@@ -116,10 +116,10 @@ fn invalid_request(description: &str) -> ExchangeError {
 }
 
 /// The form's parameters, each at most once (RFC 6749 §3.2).
-struct Params<'a>(HashMap<&'a str, &'a str>);
+pub(super) struct Params<'a>(HashMap<&'a str, &'a str>);
 
 impl<'a> Params<'a> {
-    fn parse(form: &'a [(String, String)]) -> Result<Self, ExchangeError> {
+    pub(super) fn parse(form: &'a [(String, String)]) -> Result<Self, ExchangeError> {
         let mut map = HashMap::new();
         for (name, value) in form {
             if map.insert(name.as_str(), value.as_str()).is_some() {
@@ -129,7 +129,7 @@ impl<'a> Params<'a> {
         Ok(Params(map))
     }
 
-    fn get(&self, name: &str) -> Option<&'a str> {
+    pub(super) fn get(&self, name: &str) -> Option<&'a str> {
         self.0.get(name).copied().filter(|v| !v.is_empty())
     }
 
