@@ -377,6 +377,7 @@ fn repeats_section(out: &mut String, repeats: &[Vec<(String, Option<f64>)>]) {
                 Some("1") => Some(v <= 1.5),
                 Some("3") => Some(v <= 200.0),
                 Some("5") if !name.contains("baseline") => Some(v >= 1.8),
+                Some("11") => Some(v <= 1.3),
                 _ => None,
             }
         };
