@@ -32,6 +32,15 @@ fn the_demo_shows_every_step_working() {
         stdout.matches("\n       $ curl -s -X ").count() >= 7,
         "{stdout}"
     );
+    // The Transaction Token steps: who asked, an outside Txn-Token dropped,
+    // a service token alone refused where one is required.
+    for step in [
+        "[ok  ] gateway #2 mints a Txn-Token at the edge",
+        "[ok  ] a Txn-Token sent from outside",
+        "[ok  ] A calls B2 with a valid service token but no Txn-Token",
+    ] {
+        assert!(stdout.contains(step), "{step}: {stdout}");
+    }
     // The HSM step runs where SoftHSM2 is installed (always under cargo
     // xtask test), and says that it was skipped elsewhere.
     let softhsm = svcauth_tests::SoftHsm::module().is_some()
@@ -45,7 +54,7 @@ fn the_demo_shows_every_step_working() {
             "{stdout}"
         );
         assert!(
-            stdout.contains("demo: all 10 steps behaved as described"),
+            stdout.contains("demo: all 13 steps behaved as described"),
             "{stdout}"
         );
     } else {
@@ -54,7 +63,7 @@ fn the_demo_shows_every_step_working() {
             "{stdout}"
         );
         assert!(
-            stdout.contains("demo: all 9 steps behaved as described"),
+            stdout.contains("demo: all 12 steps behaved as described"),
             "{stdout}"
         );
     }
