@@ -90,25 +90,13 @@ where
             if let Err(error) = options.rules.authorize(&claims) {
                 return self.reject(error, request.headers());
             }
-            if !self.txn {
-                request
-                    .extensions_mut()
-                    .insert(Authentication(Some(claims)));
-                return ResponseFuture::inner(self.inner.call(request));
-            }
-            match verifier.txn_fast(request.headers(), &options.rules, now) {
+            match self.settle_txn(request.headers(), || now) {
                 Err(error) => return self.reject(error, request.headers()),
-                Ok(TxnFast::Ready(None)) => {
+                Ok(TxnFast::Ready(txn)) => {
                     request
                         .extensions_mut()
                         .insert(Authentication(Some(claims)));
-                    return ResponseFuture::inner(self.inner.call(request));
-                }
-                Ok(TxnFast::Ready(Some(txn))) => {
-                    request
-                        .extensions_mut()
-                        .insert(Authentication(Some(claims)));
-                    return self.call_in_transaction(request, txn);
+                    return self.hand_on(request, txn);
                 }
                 Ok(TxnFast::Verify) => {}
             }
@@ -119,14 +107,11 @@ where
         {
             Ok(Some(token)) => Some(token.to_owned()),
             Ok(None) if options.optional => {
-                match verifier.txn_fast(request.headers(), &options.rules, verifier.now()) {
+                match self.settle_txn(request.headers(), || verifier.now()) {
                     Err(error) => return self.reject(error, request.headers()),
                     Ok(TxnFast::Ready(txn)) => {
                         request.extensions_mut().insert(Authentication(None));
-                        return match txn {
-                            Some(txn) => self.call_in_transaction(request, txn),
-                            None => ResponseFuture::inner(self.inner.call(request)),
-                        };
+                        return self.hand_on(request, txn);
                     }
                     Ok(TxnFast::Verify) => None,
                 }
@@ -153,6 +138,36 @@ where
 }
 
 impl<S> Verify<S> {
+    /// The fast path's reading of the request's Txn-Token: nothing to read
+    /// where no Txn-Token is trusted or required (the clock not even read).
+    #[inline]
+    fn settle_txn(
+        &self,
+        headers: &http::HeaderMap,
+        now: impl FnOnce() -> u64,
+    ) -> Result<TxnFast, VerifyError> {
+        match self.txn {
+            false => Ok(TxnFast::Ready(None)),
+            true => self.verifier.txn_fast(headers, &self.options.rules, now()),
+        }
+    }
+
+    /// Hands an admitted request on, in its transaction if it has one.
+    #[inline]
+    fn hand_on<B, ResBody>(
+        &mut self,
+        request: Request<B>,
+        txn: Option<Transaction>,
+    ) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>>,
+    {
+        match txn {
+            None => ResponseFuture::inner(self.inner.call(request)),
+            Some(txn) => self.call_in_transaction(request, txn),
+        }
+    }
+
     /// Hands the request on with its verified Txn-Token in its extensions
     /// and current while the inner service handles it.
     fn call_in_transaction<B, ResBody>(

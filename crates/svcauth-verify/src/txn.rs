@@ -238,10 +238,11 @@ impl Verifier {
         if let TxnFast::Ready(settled) = self.txn_fast(headers, rules, self.now())? {
             return Ok(settled);
         }
-        let TxnHeader::One(value) = txn_header(headers) else {
+        // Not settled: trusted, one header, not cached.
+        let (Some(trust), TxnHeader::One(value)) = (self.txn_trust(), txn_header(headers)) else {
             return Err(ErrorKind::TxnTokenInvalid.into());
         };
-        let claims = self.check_txn_token(value).await?;
+        let claims = self.verify_and_cache(trust, value).await?;
         rules.authorize_txn(Some(&claims))?;
         Ok(Some(Transaction(claims)))
     }
@@ -272,8 +273,17 @@ impl Verifier {
         if let Some(claims) = self.cached_txn(trust, value.as_bytes(), self.now()) {
             return Ok(claims);
         }
-        let (claims, entry) = self.verify_txn_uncached(trust, value).await?;
+        self.verify_and_cache(trust, value).await
+    }
+
+    /// A token not in the cache: verified in full, then cached.
+    async fn verify_and_cache(
+        &self,
+        trust: &TxnTrust,
+        value: &HeaderValue,
+    ) -> Result<Arc<TxnTokenClaims>, VerifyError> {
         let token = value.to_str().map_err(|_| ErrorKind::TxnTokenInvalid)?;
+        let (claims, entry) = self.verify_txn_uncached(trust, token, value).await?;
         if trust.cache.enabled() {
             trust.cache.insert(token, entry, self.now());
         }
@@ -290,11 +300,11 @@ impl Verifier {
     async fn verify_txn_uncached(
         &self,
         trust: &TxnTrust,
+        token: &str,
         value: &HeaderValue,
     ) -> Result<(Arc<TxnTokenClaims>, Entry<TxnTokenClaims>), VerifyError> {
         let invalid = ErrorKind::TxnTokenInvalid;
         let policy = self.policy();
-        let token = value.to_str().map_err(|_| invalid)?;
         let parsed = jws::parse(token, policy.max_token_bytes).map_err(|_| invalid)?;
         if !is_type(parsed.header.typ.as_deref(), txn::TYPE) {
             return Err(invalid.into());

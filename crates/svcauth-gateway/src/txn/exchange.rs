@@ -226,14 +226,10 @@ impl TransactionTokenService {
                 grant
             }
         };
-        let token = self.mint(grant).await.map_err(|e| match e {
+        let (token, expires_in) = self.mint_for(grant).await.map_err(|e| match e {
             TxnError::Subject(why) => ExchangeError::new("invalid_grant", why),
             TxnError::Key(_) => ExchangeError::new("server_error", "signing failed"),
         })?;
-        let now = self.inner.clock.now_secs();
-        let expires_in = svcauth_core::jws::peek(&token)
-            .and_then(|(_, payload)| serde_json::from_slice::<txn::TxnClaims>(&payload).ok())
-            .map_or(0, |c| c.exp.saturating_sub(now));
         Ok(TxnTokenResponse {
             access_token: token,
             expires_in,

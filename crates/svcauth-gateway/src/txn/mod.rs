@@ -204,6 +204,11 @@ impl TransactionTokenService {
     /// one, `iat` now, `exp` after the service's lifetime (or the grant's
     /// `not_after`, if sooner).
     pub async fn mint(&self, grant: TxnGrant) -> Result<String, TxnError> {
+        self.mint_for(grant).await.map(|(token, _)| token)
+    }
+
+    /// [`mint`](Self::mint), and the seconds the token lives.
+    pub(crate) async fn mint_for(&self, grant: TxnGrant) -> Result<(String, u64), TxnError> {
         let inner = &self.inner;
         let now = inner.clock.now_secs();
         let exp = (now + inner.lifetime).min(grant.not_after.unwrap_or(u64::MAX));
@@ -232,9 +237,10 @@ impl TransactionTokenService {
         }
         let payload = serde_json::to_vec(&claims).map_err(|e| TxnError::Key(e.to_string()))?;
         let signer = inner.ring.signer();
-        svcauth_jwks::sign_jws(&*signer, txn::TYPE, &payload)
+        let token = svcauth_jwks::sign_jws(&*signer, txn::TYPE, &payload)
             .await
-            .map_err(|e| TxnError::Key(e.to_string()))
+            .map_err(|e| TxnError::Key(e.to_string()))?;
+        Ok((token, exp - now))
     }
 
     /// The grant for a request entering the trust domain at the edge:
